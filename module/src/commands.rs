@@ -1,0 +1,214 @@
+//! The command layer: parse the arguments, call the rules, shape the reply.
+//!
+//! Nothing here decides anything about rooms; see [`crate::rooms`].
+
+use crate::details::Details;
+use crate::error::{err_corrupt, err_internal, err_invalid, VioletError};
+use crate::ids::{Namespace, RoomId, SocketId};
+use crate::redis_store::RedisStore;
+use crate::rooms::{NewRoom, RoomView, Rooms};
+use redis_module::{Context, NextArg, RedisError, RedisResult, RedisString, RedisValue};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// `VIOLET.TOP` lists 10 rooms unless told otherwise, and at most this many.
+pub const TOP_DEFAULT: u64 = 10;
+pub const TOP_MAX: u64 = 1000;
+
+type Args = std::iter::Skip<std::vec::IntoIter<RedisString>>;
+
+impl From<VioletError> for RedisError {
+    fn from(error: VioletError) -> Self {
+        RedisError::String(error.to_string())
+    }
+}
+
+/// Runs a command, turning a panic into an error reply: a bug in Violet must
+/// never take Redis down.
+pub fn guarded(
+    ctx: &Context,
+    args: Vec<RedisString>,
+    command: fn(&Context, Args) -> RedisResult,
+) -> RedisResult {
+    catch_unwind(AssertUnwindSafe(|| command(ctx, args.into_iter().skip(1))))
+        .unwrap_or_else(|_| {
+            ctx.log_warning("Violet: a command panicked; the error was returned to the client");
+            Err(err_internal().into())
+        })
+}
+
+/// `VIOLET.CREATE NS SOCKET ROOM|* [field value ...]`: the new room's id.
+pub fn create(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    let socket = socket(&args.next_arg()?)?;
+    let room = args.next_arg()?;
+    let details = details(args.collect(), false)?;
+    let room = match utf8(&room)? {
+        "*" => NewRoom::Fresh,
+        named => NewRoom::Named(RoomId::parse(named)?),
+    };
+    let mut store = RedisStore::new(ctx);
+    let room = Rooms::new(&mut store, &namespace).create(&socket, room, details)?;
+    Ok(RedisValue::BulkString(room))
+}
+
+/// `VIOLET.JOIN NS SOCKET ROOM`: `[previous room or nil, viewers]`.
+pub fn join(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    let socket = socket(&args.next_arg()?)?;
+    let room = room(&args.next_arg()?)?;
+    args.done()?;
+    let mut store = RedisStore::new(ctx);
+    let joined = Rooms::new(&mut store, &namespace).join(&socket, &room)?;
+    Ok(RedisValue::Array(vec![
+        optional(joined.previous),
+        count(joined.viewers),
+    ]))
+}
+
+/// `VIOLET.LEAVE NS SOCKET`: the room left, or nil.
+pub fn leave(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    let socket = socket(&args.next_arg()?)?;
+    args.done()?;
+    let mut store = RedisStore::new(ctx);
+    Ok(optional(Rooms::new(&mut store, &namespace).leave(&socket)?))
+}
+
+/// `VIOLET.UPDATE NS ROOM field value [field value ...]`: `OK`.
+pub fn update(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    let room = room(&args.next_arg()?)?;
+    let details = details(args.collect(), true)?;
+    let mut store = RedisStore::new(ctx);
+    Rooms::new(&mut store, &namespace).update(&room, &details)?;
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+/// `VIOLET.SAY NS SOCKET DATA`: the room the message went to.
+pub fn say(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    let socket = socket(&args.next_arg()?)?;
+    let data = args.next_arg()?;
+    args.done()?;
+    let mut store = RedisStore::new(ctx);
+    let room = Rooms::new(&mut store, &namespace).say(&socket, utf8(&data)?)?;
+    Ok(RedisValue::BulkString(room))
+}
+
+/// `VIOLET.TOP NS [COUNT n] [OFFSET k]`: `[[room, viewers, [field, value, ...]], ...]`.
+pub fn top(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    let (mut count, mut offset) = (TOP_DEFAULT, 0);
+    while let Some(option) = args.next() {
+        let value = args.next_arg()?;
+        match utf8(&option)?.to_ascii_uppercase().as_str() {
+            "COUNT" => count = number(&value, "COUNT", TOP_MAX)?,
+            "OFFSET" => offset = number(&value, "OFFSET", u64::MAX)?,
+            _ => return Err(err_invalid("syntax error: VIOLET.TOP takes COUNT n and OFFSET k").into()),
+        }
+    }
+    let mut store = RedisStore::new(ctx);
+    let rooms = Rooms::new(&mut store, &namespace).top(offset, count)?;
+    Ok(RedisValue::Array(rooms.into_iter().map(view).collect()))
+}
+
+/// `VIOLET.ROOM NS ROOM`: `[room, viewers, [field, value, ...]]`, or nil.
+pub fn room_info(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    let room = room(&args.next_arg()?)?;
+    args.done()?;
+    let mut store = RedisStore::new(ctx);
+    let found = Rooms::new(&mut store, &namespace).room(&room)?;
+    Ok(found.map_or(RedisValue::Null, view))
+}
+
+/// `VIOLET.MEMBERS NS ROOM`: the sockets in the room, sorted.
+pub fn members(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    let room = room(&args.next_arg()?)?;
+    args.done()?;
+    let mut store = RedisStore::new(ctx);
+    let mut members = Rooms::new(&mut store, &namespace).members(&room)?;
+    members.sort_unstable();
+    Ok(RedisValue::Array(members.into_iter().map(RedisValue::BulkString).collect()))
+}
+
+/// `VIOLET.WHERE NS SOCKET`: the socket's room, or nil.
+pub fn where_is(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    let socket = socket(&args.next_arg()?)?;
+    args.done()?;
+    let mut store = RedisStore::new(ctx);
+    Ok(optional(Rooms::new(&mut store, &namespace).room_of(&socket)?))
+}
+
+/// `VIOLET.CHECK NS`: `OK`, or a `CORRUPT` error naming every violation.
+pub fn check(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    args.done()?;
+    let mut store = RedisStore::new(ctx);
+    let violations = Rooms::new(&mut store, &namespace).check()?;
+    if violations.is_empty() {
+        Ok(RedisValue::SimpleStringStatic("OK"))
+    } else {
+        Err(err_corrupt(&violations).into())
+    }
+}
+
+fn utf8(arg: &RedisString) -> Result<&str, VioletError> {
+    std::str::from_utf8(arg.as_slice())
+        .map_err(|_| err_invalid("arguments must be valid UTF-8"))
+}
+
+fn namespace(arg: &RedisString) -> Result<Namespace, VioletError> {
+    Namespace::parse(utf8(arg)?)
+}
+
+fn socket(arg: &RedisString) -> Result<SocketId, VioletError> {
+    SocketId::parse(utf8(arg)?)
+}
+
+fn room(arg: &RedisString) -> Result<RoomId, VioletError> {
+    RoomId::parse(utf8(arg)?)
+}
+
+/// `field value` pairs; a missing value is an arity error, as with `HSET`.
+fn details(rest: Vec<RedisString>, at_least_one: bool) -> Result<Details, RedisError> {
+    if rest.len() % 2 != 0 || (at_least_one && rest.is_empty()) {
+        return Err(RedisError::WrongArity);
+    }
+    let pairs = rest
+        .chunks(2)
+        .map(|pair| Ok((utf8(&pair[0])?, utf8(&pair[1])?)))
+        .collect::<Result<Vec<_>, VioletError>>()?;
+    Ok(Details::parse(pairs)?)
+}
+
+fn number(arg: &RedisString, option: &str, max: u64) -> Result<u64, VioletError> {
+    utf8(arg)?
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| err_invalid(format!("{option} must be an integer from 0 to {max}")))
+}
+
+fn optional(text: Option<String>) -> RedisValue {
+    text.map_or(RedisValue::Null, RedisValue::BulkString)
+}
+
+fn count(n: u64) -> RedisValue {
+    RedisValue::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn view(room: RoomView) -> RedisValue {
+    let fields = room
+        .fields
+        .into_iter()
+        .flat_map(|(name, value)| [RedisValue::BulkString(name), RedisValue::BulkString(value)])
+        .collect();
+    RedisValue::Array(vec![
+        RedisValue::BulkString(room.room),
+        count(room.viewers),
+        RedisValue::Array(fields),
+    ])
+}

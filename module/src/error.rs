@@ -1,0 +1,166 @@
+//! Errors of Violet's commands.
+//!
+//! Every message starts with a Redis error code (`ERR`, `NOROOM`, ...) so that
+//! clients can branch on the first word, and every error is built by one of the
+//! `err_*` helpers below so the wording stays consistent. User input quoted in a
+//! message is escaped and shortened, so a reply is always one safe line.
+
+use std::fmt;
+
+/// A failed Violet command: an error code and a one-line explanation.
+///
+/// Deliberately not a `std::error::Error`: `redis-module` would then turn it
+/// into a reply prefixed with a second `ERR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VioletError {
+    code: &'static str,
+    message: String,
+}
+
+pub type Result<T, E = VioletError> = std::result::Result<T, E>;
+
+impl VioletError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The error code, the first word of the reply (`NOROOM`, `FULL`, ...).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl fmt::Display for VioletError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code, self.message)
+    }
+}
+
+/// Quotes user input for an error message: escaped, and cut after 64 characters.
+pub fn quoted(input: &str) -> String {
+    const SHOWN: usize = 64;
+    match input.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{:?}...", &input[..cut]),
+        None => format!("{input:?}"),
+    }
+}
+
+/// An argument that is not what the command takes.
+pub fn err_invalid(message: impl Into<String>) -> VioletError {
+    VioletError::new("ERR", message)
+}
+
+/// The room does not exist (never created, or destroyed when its last viewer left).
+pub fn err_no_room(room: &str) -> VioletError {
+    VioletError::new("NOROOM", format!("no such room {}", quoted(room)))
+}
+
+/// The room already has as many viewers as its capacity allows.
+pub fn err_full(room: &str, capacity: u64) -> VioletError {
+    VioletError::new(
+        "FULL",
+        format!("room {} is full (capacity {capacity})", quoted(room)),
+    )
+}
+
+/// `VIOLET.CREATE` named a room that already exists.
+pub fn err_exists(room: &str) -> VioletError {
+    VioletError::new("EXISTS", format!("room {} already exists", quoted(room)))
+}
+
+/// The socket must be in a room for this command, and it is in none.
+pub fn err_not_in_room(socket: &str) -> VioletError {
+    VioletError::new(
+        "NOTINROOM",
+        format!("socket {} is not in a room", quoted(socket)),
+    )
+}
+
+/// `VIOLET.CHECK` found broken invariants; the message names each one.
+pub fn err_corrupt(violations: &[String]) -> VioletError {
+    const LISTED: usize = 20;
+    let mut message = format!("{} violation(s): ", violations.len());
+    message.push_str(&violations[..violations.len().min(LISTED)].join("; "));
+    if violations.len() > LISTED {
+        message.push_str(&format!("; and {} more", violations.len() - LISTED));
+    }
+    VioletError::new("CORRUPT", message)
+}
+
+/// Redis refused an operation (for example `WRONGTYPE` when a key of the
+/// layout was overwritten by hand). The reply keeps Redis's own error code.
+pub fn err_redis(reply: &str) -> VioletError {
+    let reply = reply.trim();
+    match reply.split_once(' ') {
+        Some((code, rest)) if is_error_code(code) => {
+            VioletError::new(known_code(code), rest.to_string())
+        }
+        _ => VioletError::new("ERR", reply.to_string()),
+    }
+}
+
+/// A bug in Violet: a panic was caught before it could reach Redis.
+pub fn err_internal() -> VioletError {
+    VioletError::new(
+        "ERR",
+        "internal error in the Violet module; nothing was changed, see the Redis log",
+    )
+}
+
+fn is_error_code(word: &str) -> bool {
+    !word.is_empty() && word.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+/// Error codes are `&'static str`; Redis's own codes are mapped to the few the
+/// layout can produce, and any other one is reported as `ERR`.
+fn known_code(code: &str) -> &'static str {
+    match code {
+        "WRONGTYPE" => "WRONGTYPE",
+        "OOM" => "OOM",
+        "READONLY" => "READONLY",
+        "MOVED" => "MOVED",
+        "CROSSSLOT" => "CROSSSLOT",
+        _ => "ERR",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_start_with_their_code() {
+        assert_eq!(err_no_room("r1").to_string(), "NOROOM no such room \"r1\"");
+        assert_eq!(
+            err_full("r1", 2).to_string(),
+            "FULL room \"r1\" is full (capacity 2)"
+        );
+        assert_eq!(err_exists("r").code(), "EXISTS");
+    }
+
+    #[test]
+    fn quoted_input_is_one_escaped_line() {
+        assert_eq!(quoted("a\r\nb"), "\"a\\r\\nb\"");
+        let long = "x".repeat(100);
+        assert_eq!(quoted(&long), format!("\"{}\"...", "x".repeat(64)));
+    }
+
+    #[test]
+    fn redis_errors_keep_their_code() {
+        let e = err_redis("WRONGTYPE Operation against a key holding the wrong kind of value");
+        assert_eq!(e.code(), "WRONGTYPE");
+        assert_eq!(err_redis("weird failure").to_string(), "ERR weird failure");
+        assert_eq!(err_redis("NOPERM no").code(), "ERR");
+    }
+
+    #[test]
+    fn corrupt_lists_at_most_twenty() {
+        let many: Vec<String> = (0..25).map(|i| format!("v{i}")).collect();
+        let text = err_corrupt(&many).to_string();
+        assert!(text.starts_with("CORRUPT 25 violation(s): v0; v1"));
+        assert!(text.ends_with("v19; and 5 more"));
+    }
+}

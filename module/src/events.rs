@@ -1,0 +1,77 @@
+//! Events: one JSON object per change, published on `violet:{NS}:events`.
+//!
+//! ```json
+//! {"event":"created","room":"r1","socket":"s1","viewers":1,"visibility":"public"}
+//! {"event":"joined","room":"r1","socket":"s2","viewers":2}
+//! {"event":"left","room":"r1","socket":"s2","viewers":1}
+//! {"event":"destroyed","room":"r1"}
+//! {"event":"updated","room":"r1","fields":{"title":"New title"}}
+//! {"event":"message","room":"r1","socket":"s1","data":"..."}
+//! ```
+//!
+//! A move from one room to another is a `left` (and, if that emptied the room, a
+//! `destroyed`) followed by a `joined`, in that order.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A change in a namespace, as subscribers of its events channel see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Event {
+    Created {
+        room: String,
+        socket: String,
+        viewers: u64,
+        visibility: &'static str,
+    },
+    Joined {
+        room: String,
+        socket: String,
+        viewers: u64,
+    },
+    Left {
+        room: String,
+        socket: String,
+        viewers: u64,
+    },
+    Destroyed {
+        room: String,
+    },
+    Updated {
+        room: String,
+        fields: BTreeMap<String, String>,
+    },
+    Message {
+        room: String,
+        socket: String,
+        data: String,
+    },
+}
+
+impl Event {
+    /// The event as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("events hold only strings and integers")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_tagged_json() {
+        let e = Event::Joined {
+            room: "r\"1".into(),
+            socket: "s".into(),
+            viewers: 2,
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"event":"joined","room":"r\"1","socket":"s","viewers":2}"#
+        );
+        let d = Event::Destroyed { room: "r".into() };
+        assert_eq!(d.to_json(), r#"{"event":"destroyed","room":"r"}"#);
+    }
+}

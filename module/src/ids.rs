@@ -1,0 +1,147 @@
+//! Validated identifiers: namespaces, sockets and rooms.
+//!
+//! Ids are 1-128 bytes of UTF-8 with no whitespace or control characters, so
+//! they print cleanly in `redis-cli` and in JSON events. A namespace also has no
+//! `{` or `}`: it becomes the hash tag of every key it owns. A room id may not
+//! end in `:members`, which would name the member set of another room.
+
+use crate::error::{err_invalid, quoted, Result};
+use crate::keys::MEMBERS_SUFFIX;
+use std::fmt;
+use std::ops::Deref;
+
+/// The longest id, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A namespace: one app, one region. All of its keys share one cluster slot.
+    Namespace
+);
+id_type!(
+    /// A connection, as the shim names it. A socket is in at most one room.
+    SocketId
+);
+id_type!(
+    /// A room.
+    RoomId
+);
+
+impl Namespace {
+    /// # Errors
+    /// `ERR` when the id is malformed or contains `{` or `}`.
+    pub fn parse(input: &str) -> Result<Self> {
+        check_id("namespace", input)?;
+        if input.contains(['{', '}']) {
+            return Err(err_invalid(format!(
+                "invalid namespace {}: it must not contain '{{' or '}}'",
+                quoted(input)
+            )));
+        }
+        Ok(Self(input.to_owned()))
+    }
+}
+
+impl SocketId {
+    /// # Errors
+    /// `ERR` when the id is malformed.
+    pub fn parse(input: &str) -> Result<Self> {
+        check_id("socket id", input)?;
+        Ok(Self(input.to_owned()))
+    }
+}
+
+impl RoomId {
+    /// # Errors
+    /// `ERR` when the id is malformed or ends in `:members`.
+    pub fn parse(input: &str) -> Result<Self> {
+        check_id("room id", input)?;
+        if input.ends_with(MEMBERS_SUFFIX) {
+            return Err(err_invalid(format!(
+                "invalid room id {}: it must not end in '{MEMBERS_SUFFIX}'",
+                quoted(input)
+            )));
+        }
+        Ok(Self(input.to_owned()))
+    }
+}
+
+fn check_id(kind: &str, input: &str) -> Result<()> {
+    if input.is_empty() || input.len() > MAX_ID_BYTES {
+        return Err(err_invalid(format!(
+            "invalid {kind} {}: it must be 1-{MAX_ID_BYTES} bytes",
+            quoted(input)
+        )));
+    }
+    if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(err_invalid(format!(
+            "invalid {kind} {}: it must not contain whitespace or control characters",
+            quoted(input)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_ids_the_original_page_sent() {
+        assert!(SocketId::parse("SOCKET:1").is_ok());
+        assert!(RoomId::parse("ROOM:2").is_ok());
+        assert!(Namespace::parse("watch-party").is_ok());
+        assert!(RoomId::parse(&"r".repeat(MAX_ID_BYTES)).is_ok());
+        assert!(RoomId::parse("Salle-été").is_ok());
+    }
+
+    #[test]
+    fn rejects_malformed_ids() {
+        for bad in ["", "a b", "a\tb", "a\nb", "\u{7f}", "a\u{a0}b"] {
+            assert!(RoomId::parse(bad).is_err(), "{bad:?}");
+            assert!(SocketId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(RoomId::parse(&"r".repeat(MAX_ID_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn namespaces_cannot_break_the_hash_tag() {
+        assert!(Namespace::parse("a{b").is_err());
+        assert!(Namespace::parse("a}b").is_err());
+        assert!(Namespace::parse("a:b").is_ok());
+    }
+
+    #[test]
+    fn room_ids_cannot_alias_a_member_set() {
+        let err = RoomId::parse("lobby:members").unwrap_err();
+        assert!(err.to_string().starts_with("ERR invalid room id"));
+        assert!(RoomId::parse("members").is_ok());
+        assert!(RoomId::parse("lobby:members:x").is_ok());
+    }
+}

@@ -1,0 +1,86 @@
+//! # Violet's Redis module
+//!
+//! Rooms and presence as native Redis commands. A room is a Set of sockets, a
+//! Hash of details and an entry in a Sorted Set of public rooms; every
+//! `VIOLET.*` command changes them together, atomically, inside Redis. The data
+//! stays plain Redis types: readable with `redis-cli`, persisted and replicated
+//! like any other key.
+//!
+//! ## Layout of the crate
+//!
+//! - [`commands`]: the command layer. Parses arguments, calls the rules, shapes
+//!   the reply; nothing else.
+//! - [`rooms`]: the room rules, plain Rust over the [`store::Store`] trait.
+//!   [`check`] verifies the invariants they keep.
+//! - [`ids`], [`details`], [`keys`], [`events`], [`error`]: the vocabulary: validated
+//!   ids, room details, the key layout, the JSON events and the error replies.
+//! - [`redis_store`]: the store inside Redis; [`ffi`] holds the only `unsafe`.
+//! - `memory_store`: an in-memory store for the unit tests.
+
+#![deny(unsafe_code)]
+
+pub mod check;
+pub mod commands;
+pub mod details;
+pub mod error;
+pub mod events;
+#[allow(unsafe_code)]
+mod ffi;
+pub mod ids;
+pub mod keys;
+pub mod redis_store;
+pub mod rooms;
+pub mod store;
+
+#[cfg(test)]
+mod memory_store;
+#[cfg(test)]
+mod rules_tests;
+
+// Inside Redis every allocation goes through Redis's allocator, so memory
+// shows in `INFO memory` and `maxmemory` applies. Unit tests run outside Redis,
+// where that allocator does not exist.
+#[cfg(not(test))]
+type Allocator = redis_module::alloc::RedisAlloc;
+#[cfg(test)]
+type Allocator = std::alloc::System;
+#[cfg(not(test))]
+const ALLOCATOR: Allocator = redis_module::alloc::RedisAlloc;
+#[cfg(test)]
+const ALLOCATOR: Allocator = std::alloc::System;
+
+/// Registers a command handler behind [`commands::guarded`].
+macro_rules! guarded {
+    ($command:path) => {
+        |ctx: &redis_module::Context, args: Vec<redis_module::RedisString>| {
+            commands::guarded(ctx, args, $command)
+        }
+    };
+}
+
+// Every command declares NS (argument 1) as its one key: all keys of a
+// namespace share the hash tag {NS}, whose slot is the slot of NS itself, so
+// cluster clients route each command to the node that owns the namespace.
+mod registration {
+    use super::{commands, Allocator, ALLOCATOR};
+    use redis_module::redis_module;
+
+    redis_module! {
+        name: "violet",
+        version: 1,
+        allocator: (Allocator, ALLOCATOR),
+        data_types: [],
+        commands: [
+            ["VIOLET.CREATE", guarded!(commands::create), "write deny-oom fast", 1, 1, 1],
+            ["VIOLET.JOIN", guarded!(commands::join), "write deny-oom fast", 1, 1, 1],
+            ["VIOLET.LEAVE", guarded!(commands::leave), "write fast", 1, 1, 1],
+            ["VIOLET.UPDATE", guarded!(commands::update), "write deny-oom fast", 1, 1, 1],
+            ["VIOLET.SAY", guarded!(commands::say), "readonly pubsub fast", 1, 1, 1],
+            ["VIOLET.TOP", guarded!(commands::top), "readonly", 1, 1, 1],
+            ["VIOLET.ROOM", guarded!(commands::room_info), "readonly fast", 1, 1, 1],
+            ["VIOLET.MEMBERS", guarded!(commands::members), "readonly", 1, 1, 1],
+            ["VIOLET.WHERE", guarded!(commands::where_is), "readonly fast", 1, 1, 1],
+            ["VIOLET.CHECK", guarded!(commands::check), "readonly", 1, 1, 1],
+        ],
+    }
+}

@@ -1,0 +1,223 @@
+//! An in-memory [`Store`] with Redis's semantics, for unit tests of the rules.
+
+use crate::error::{err_redis, Result};
+use crate::store::Store;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Set(BTreeSet<String>),
+    Hash(Vec<(String, String)>),
+    SortedSet(BTreeMap<String, f64>),
+}
+
+/// Keys and values in memory, plus every message published.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    data: BTreeMap<String, Value>,
+    /// `(channel, message)` in publication order.
+    pub published: Vec<(String, String)>,
+    next_id: u64,
+}
+
+fn wrong_type() -> crate::error::VioletError {
+    err_redis("WRONGTYPE Operation against a key holding the wrong kind of value")
+}
+
+impl MemoryStore {
+    /// Every key with its contents rendered as text, for whole-state comparisons.
+    pub fn dump(&self) -> BTreeMap<String, String> {
+        self.data
+            .iter()
+            .map(|(k, v)| (k.clone(), format!("{v:?}")))
+            .collect()
+    }
+
+    /// Stores a string at `key`, as a user might by mistake.
+    pub fn clobber(&mut self, key: &str) {
+        self.data.insert(key.to_owned(), Value::Set(BTreeSet::new()));
+    }
+
+    fn set(&self, key: &str) -> Result<Option<&BTreeSet<String>>> {
+        match self.data.get(key) {
+            None => Ok(None),
+            Some(Value::Set(s)) => Ok(Some(s)),
+            Some(_) => Err(wrong_type()),
+        }
+    }
+
+    fn hash(&self, key: &str) -> Result<Option<&Vec<(String, String)>>> {
+        match self.data.get(key) {
+            None => Ok(None),
+            Some(Value::Hash(h)) => Ok(Some(h)),
+            Some(_) => Err(wrong_type()),
+        }
+    }
+
+    fn zset(&self, key: &str) -> Result<Option<&BTreeMap<String, f64>>> {
+        match self.data.get(key) {
+            None => Ok(None),
+            Some(Value::SortedSet(z)) => Ok(Some(z)),
+            Some(_) => Err(wrong_type()),
+        }
+    }
+
+    fn entry(&mut self, key: &str, empty: Value) -> Result<&mut Value> {
+        let value = self.data.entry(key.to_owned()).or_insert(empty.clone());
+        if std::mem::discriminant(value) == std::mem::discriminant(&empty) {
+            Ok(value)
+        } else {
+            Err(wrong_type())
+        }
+    }
+
+    /// Redis deletes a set, hash or sorted set when its last element goes.
+    fn drop_if_empty(&mut self, key: &str) {
+        let empty = match self.data.get(key) {
+            Some(Value::Set(s)) => s.is_empty(),
+            Some(Value::Hash(h)) => h.is_empty(),
+            Some(Value::SortedSet(z)) => z.is_empty(),
+            None => false,
+        };
+        if empty {
+            self.data.remove(key);
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn sadd(&mut self, key: &str, member: &str) -> Result<bool> {
+        match self.entry(key, Value::Set(BTreeSet::new()))? {
+            Value::Set(s) => Ok(s.insert(member.to_owned())),
+            _ => unreachable!("entry checked the type"),
+        }
+    }
+
+    fn srem(&mut self, key: &str, member: &str) -> Result<bool> {
+        if self.set(key)?.is_none() {
+            return Ok(false);
+        }
+        let removed = match self.data.get_mut(key) {
+            Some(Value::Set(s)) => s.remove(member),
+            _ => false,
+        };
+        self.drop_if_empty(key);
+        Ok(removed)
+    }
+
+    fn scard(&mut self, key: &str) -> Result<u64> {
+        Ok(self.set(key)?.map_or(0, |s| s.len() as u64))
+    }
+
+    fn sismember(&mut self, key: &str, member: &str) -> Result<bool> {
+        Ok(self.set(key)?.is_some_and(|s| s.contains(member)))
+    }
+
+    fn smembers(&mut self, key: &str) -> Result<Vec<String>> {
+        Ok(self.set(key)?.map_or_else(Vec::new, |s| s.iter().cloned().collect()))
+    }
+
+    fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>> {
+        Ok(self
+            .hash(key)?
+            .and_then(|h| h.iter().find(|(f, _)| f == field).map(|(_, v)| v.clone())))
+    }
+
+    fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>> {
+        Ok(self.hash(key)?.cloned().unwrap_or_default())
+    }
+
+    fn hset(&mut self, key: &str, fields: &[(&str, &str)]) -> Result<()> {
+        let Value::Hash(h) = self.entry(key, Value::Hash(Vec::new()))? else {
+            unreachable!("entry checked the type");
+        };
+        for (field, value) in fields {
+            match h.iter_mut().find(|(f, _)| f == field) {
+                Some((_, v)) => *v = (*value).to_owned(),
+                None => h.push(((*field).to_owned(), (*value).to_owned())),
+            }
+        }
+        Ok(())
+    }
+
+    fn hdel(&mut self, key: &str, field: &str) -> Result<()> {
+        if self.hash(key)?.is_none() {
+            return Ok(());
+        }
+        if let Some(Value::Hash(h)) = self.data.get_mut(key) {
+            h.retain(|(f, _)| f != field);
+        }
+        self.drop_if_empty(key);
+        Ok(())
+    }
+
+    fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()> {
+        let Value::SortedSet(z) = self.entry(key, Value::SortedSet(BTreeMap::new()))? else {
+            unreachable!("entry checked the type");
+        };
+        z.insert(member.to_owned(), score as f64);
+        Ok(())
+    }
+
+    fn zrem(&mut self, key: &str, member: &str) -> Result<()> {
+        if self.zset(key)?.is_none() {
+            return Ok(());
+        }
+        if let Some(Value::SortedSet(z)) = self.data.get_mut(key) {
+            z.remove(member);
+        }
+        self.drop_if_empty(key);
+        Ok(())
+    }
+
+    fn zscore(&mut self, key: &str, member: &str) -> Result<Option<f64>> {
+        Ok(self.zset(key)?.and_then(|z| z.get(member).copied()))
+    }
+
+    fn zrevrange(&mut self, key: &str, start: u64, stop: u64) -> Result<Vec<(String, f64)>> {
+        let Some(z) = self.zset(key)? else {
+            return Ok(Vec::new());
+        };
+        let mut ranked: Vec<(String, f64)> = z.iter().map(|(m, s)| (m.clone(), *s)).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        let take = stop.saturating_sub(start).saturating_add(1);
+        Ok(ranked
+            .into_iter()
+            .skip(usize::try_from(start).unwrap_or(usize::MAX))
+            .take(usize::try_from(take).unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    fn zcard(&mut self, key: &str) -> Result<u64> {
+        Ok(self.zset(key)?.map_or(0, |z| z.len() as u64))
+    }
+
+    fn exists(&mut self, key: &str) -> Result<bool> {
+        Ok(self.data.contains_key(key))
+    }
+
+    fn del(&mut self, keys: &[&str]) -> Result<()> {
+        for key in keys {
+            self.data.remove(*key);
+        }
+        Ok(())
+    }
+
+    fn keys_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .data
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+
+    fn publish(&mut self, channel: &str, message: &str) {
+        self.published.push((channel.to_owned(), message.to_owned()));
+    }
+
+    fn random_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("r{:04}", self.next_id)
+    }
+}

@@ -1,0 +1,243 @@
+//! The [`Store`] that runs inside Redis, for the module's commands.
+//!
+//! Each operation is one `RedisModule_Call`. Writes are called with
+//! replication on, so replicas and the AOF receive the plain effects (`SADD`,
+//! `HSET`, `ZADD`, ... wrapped in `MULTI`/`EXEC` by Redis), never `VIOLET.*`
+//! itself: a room created with `*` replicates with its concrete id, and an AOF
+//! loads even where the module is not. Events are published without being
+//! replicated.
+
+use crate::error::{err_redis, Result};
+use crate::ffi;
+use crate::store::Store;
+use redis_module::{CallOptions, CallOptionsBuilder, CallReply, CallResult, Context};
+
+/// How many keys one `SCAN` step asks for in `keys_with_prefix`.
+const SCAN_BATCH: &str = "1000";
+
+/// Redis, as seen from a command running inside it.
+pub struct RedisStore<'c> {
+    ctx: &'c Context,
+    read: CallOptions,
+    write: CallOptions,
+}
+
+impl<'c> RedisStore<'c> {
+    pub fn new(ctx: &'c Context) -> Self {
+        Self {
+            ctx,
+            read: CallOptionsBuilder::new().errors_as_replies().build(),
+            write: CallOptionsBuilder::new()
+                .errors_as_replies()
+                .replicate()
+                .build(),
+        }
+    }
+
+    fn call<T>(
+        &self,
+        options: &CallOptions,
+        command: &str,
+        args: &[&str],
+        read: impl FnOnce(&CallReply) -> Result<T>,
+    ) -> Result<T> {
+        let reply: CallResult<'static> = self.ctx.call_ext(command, options, args);
+        match reply {
+            Ok(reply) => read(&reply),
+            Err(error) => Err(err_redis(&error.to_string())),
+        }
+    }
+
+    fn read<T>(&self, command: &str, args: &[&str], read: impl FnOnce(&CallReply) -> Result<T>) -> Result<T> {
+        self.call(&self.read, command, args, read)
+    }
+
+    fn write(&self, command: &str, args: &[&str]) -> Result<i64> {
+        self.call(&self.write, command, args, integer)
+    }
+}
+
+fn unexpected(reply: &CallReply) -> crate::error::VioletError {
+    err_redis(&format!("unexpected reply from Redis: {reply:?}"))
+}
+
+fn integer(reply: &CallReply) -> Result<i64> {
+    match reply {
+        CallReply::I64(n) => Ok(n.to_i64()),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn text(reply: &CallReply) -> Result<String> {
+    match reply {
+        CallReply::String(s) => Ok(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn optional_text(reply: &CallReply) -> Result<Option<String>> {
+    match reply {
+        CallReply::Null(_) => Ok(None),
+        other => text(other).map(Some),
+    }
+}
+
+fn texts(reply: &CallReply) -> Result<Vec<String>> {
+    match reply {
+        CallReply::Array(items) => items
+            .iter()
+            .map(|item| item.map_err(|e| err_redis(&e.to_string())).and_then(|i| text(&i)))
+            .collect(),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn pairs(reply: &CallReply) -> Result<Vec<(String, String)>> {
+    let flat = texts(reply)?;
+    let mut it = flat.into_iter();
+    let mut out = Vec::new();
+    while let (Some(a), Some(b)) = (it.next(), it.next()) {
+        out.push((a, b));
+    }
+    Ok(out)
+}
+
+fn score(value: &str) -> Result<f64> {
+    value
+        .parse()
+        .map_err(|_| err_redis(&format!("unexpected score from Redis: {value:?}")))
+}
+
+impl Store for RedisStore<'_> {
+    fn sadd(&mut self, key: &str, member: &str) -> Result<bool> {
+        Ok(self.write("SADD", &[key, member])? == 1)
+    }
+
+    fn srem(&mut self, key: &str, member: &str) -> Result<bool> {
+        Ok(self.write("SREM", &[key, member])? == 1)
+    }
+
+    fn scard(&mut self, key: &str) -> Result<u64> {
+        self.read("SCARD", &[key], integer).map(|n| n.max(0) as u64)
+    }
+
+    fn sismember(&mut self, key: &str, member: &str) -> Result<bool> {
+        self.read("SISMEMBER", &[key, member], integer).map(|n| n == 1)
+    }
+
+    fn smembers(&mut self, key: &str) -> Result<Vec<String>> {
+        self.read("SMEMBERS", &[key], texts)
+    }
+
+    fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>> {
+        self.read("HGET", &[key, field], optional_text)
+    }
+
+    fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>> {
+        self.read("HGETALL", &[key], pairs)
+    }
+
+    fn hset(&mut self, key: &str, fields: &[(&str, &str)]) -> Result<()> {
+        let mut args = Vec::with_capacity(1 + 2 * fields.len());
+        args.push(key);
+        for (field, value) in fields {
+            args.push(field);
+            args.push(value);
+        }
+        self.write("HSET", &args).map(drop)
+    }
+
+    fn hdel(&mut self, key: &str, field: &str) -> Result<()> {
+        self.write("HDEL", &[key, field]).map(drop)
+    }
+
+    fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()> {
+        self.write("ZADD", &[key, &score.to_string(), member]).map(drop)
+    }
+
+    fn zrem(&mut self, key: &str, member: &str) -> Result<()> {
+        self.write("ZREM", &[key, member]).map(drop)
+    }
+
+    fn zscore(&mut self, key: &str, member: &str) -> Result<Option<f64>> {
+        self.read("ZSCORE", &[key, member], optional_text)?
+            .map(|s| score(&s))
+            .transpose()
+    }
+
+    fn zrevrange(&mut self, key: &str, start: u64, stop: u64) -> Result<Vec<(String, f64)>> {
+        // Redis takes signed indexes; anything past i64::MAX is past the end anyway.
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX).to_string();
+        let (start, stop) = (clamp(start), clamp(stop));
+        self.read("ZREVRANGE", &[key, &start, &stop, "WITHSCORES"], pairs)?
+            .into_iter()
+            .map(|(member, s)| Ok((member, score(&s)?)))
+            .collect()
+    }
+
+    fn zcard(&mut self, key: &str) -> Result<u64> {
+        self.read("ZCARD", &[key], integer).map(|n| n.max(0) as u64)
+    }
+
+    fn exists(&mut self, key: &str) -> Result<bool> {
+        self.read("EXISTS", &[key], integer).map(|n| n == 1)
+    }
+
+    fn del(&mut self, keys: &[&str]) -> Result<()> {
+        self.write("DEL", keys).map(drop)
+    }
+
+    fn keys_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
+        let pattern = format!("{}*", escape_glob(prefix));
+        let mut cursor = "0".to_owned();
+        let mut keys = Vec::new();
+        loop {
+            let (next, batch) = self.read(
+                "SCAN",
+                &[&cursor, "MATCH", &pattern, "COUNT", SCAN_BATCH],
+                scan_step,
+            )?;
+            keys.extend(batch);
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    fn publish(&mut self, channel: &str, message: &str) {
+        ffi::publish(self.ctx, channel, message);
+    }
+
+    fn random_id(&mut self) -> String {
+        ffi::random_hex::<16>()
+    }
+}
+
+fn scan_step(reply: &CallReply) -> Result<(String, Vec<String>)> {
+    let CallReply::Array(parts) = reply else {
+        return Err(unexpected(reply));
+    };
+    let part = |i: usize| {
+        parts
+            .get(i)
+            .ok_or_else(|| unexpected(reply))?
+            .map_err(|e| err_redis(&e.to_string()))
+    };
+    Ok((text(&part(0)?)?, texts(&part(1)?)?))
+}
+
+/// Escapes the characters `SCAN MATCH` treats as a pattern.
+fn escape_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,365 @@
+//! The room rules: plain Rust over a [`Store`], with no knowledge of the FFI.
+//!
+//! Every write operation first reads and validates everything it needs, and
+//! only then writes: an operation that returns an error has changed nothing and
+//! published nothing. Each operation costs a constant number of store calls
+//! (independent of how many rooms and sockets exist), except the queries that
+//! list things.
+//!
+//! After every operation these invariants hold: a socket is in at most one room,
+//! and `sockets[S] == R` exactly when `S` is in `members(R)`; a room exists (hash
+//! and members) exactly while it has a member; a public room is ranked with a
+//! score equal to its member count, a private room is not ranked.
+
+use crate::details::{parse_capacity, Details, Visibility, CAPACITY, MAX_FIELDS, OWNER, VISIBILITY};
+use crate::error::{
+    err_exists, err_full, err_invalid, err_no_room, err_not_in_room, Result,
+};
+use crate::events::Event;
+use crate::ids::{Namespace, RoomId, SocketId};
+use crate::keys::Keys;
+use crate::store::Store;
+use std::collections::BTreeMap;
+
+/// The largest `data` of a room message, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// How many random ids `VIOLET.CREATE NS SOCKET *` tries before giving up.
+const FRESH_ID_ATTEMPTS: usize = 16;
+
+/// The room `VIOLET.CREATE` makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewRoom {
+    /// `*`: a random id, unique in the namespace.
+    Fresh,
+    /// An id chosen by the caller.
+    Named(RoomId),
+}
+
+/// What `VIOLET.JOIN` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The room the socket was in before, if any (the joined room itself when
+    /// the socket was already there).
+    pub previous: Option<String>,
+    /// The room's viewers after the join.
+    pub viewers: u64,
+}
+
+/// A room as the queries show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomView {
+    pub room: String,
+    pub viewers: u64,
+    pub fields: Vec<(String, String)>,
+}
+
+/// The rooms of one namespace.
+pub struct Rooms<'s, S: Store> {
+    store: &'s mut S,
+    keys: Keys,
+    pending: Vec<Event>,
+}
+
+impl<'s, S: Store> Rooms<'s, S> {
+    pub fn new(store: &'s mut S, namespace: &Namespace) -> Self {
+        Self {
+            store,
+            keys: Keys::new(namespace),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Creates a room and moves `socket` into it as its owner, out of (and, if
+    /// it empties, destroying) the room it was in. Returns the new room's id.
+    ///
+    /// # Errors
+    /// `EXISTS` when the named room exists.
+    pub fn create(&mut self, socket: &SocketId, room: NewRoom, details: Details) -> Result<String> {
+        let room = match room {
+            NewRoom::Named(room) if self.exists(&room)? => return Err(err_exists(&room)),
+            NewRoom::Named(room) => room.to_string(),
+            NewRoom::Fresh => self.fresh_room_id()?,
+        };
+        let mut details = details;
+        details.set_default(VISIBILITY, Visibility::Public.as_str());
+        let visibility = details.visibility().unwrap_or(Visibility::Public);
+
+        self.leave_current(socket)?;
+        let mut fields = vec![(OWNER, socket.as_str())];
+        fields.extend(details.fields().iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        self.store.hset(&self.keys.room(&room), &fields)?;
+        self.add_member(socket, &room)?;
+        if visibility == Visibility::Public {
+            self.store.zadd(&self.keys.rooms(), 1, &room)?;
+        }
+        self.pending.push(Event::Created {
+            room: room.clone(),
+            socket: socket.to_string(),
+            viewers: 1,
+            visibility: visibility.as_str(),
+        });
+        self.flush();
+        Ok(room)
+    }
+
+    /// Moves `socket` into an existing room, out of the one it was in.
+    /// Joining the room the socket is in changes nothing.
+    ///
+    /// # Errors
+    /// `NOROOM` when the room does not exist, `FULL` when it is at capacity.
+    pub fn join(&mut self, socket: &SocketId, room: &RoomId) -> Result<Joined> {
+        let visibility = self.visibility(room)?.ok_or_else(|| err_no_room(room))?;
+        let previous = self.store.hget(&self.keys.sockets(), socket)?;
+        let members = self.keys.members(room);
+        if previous.as_deref() == Some(room.as_str()) {
+            let viewers = self.store.scard(&members)?;
+            return Ok(Joined { previous, viewers });
+        }
+        if let Some(capacity) = self.store.hget(&self.keys.room(room), CAPACITY)? {
+            let capacity = parse_capacity(&capacity)?;
+            if self.store.scard(&members)? >= capacity {
+                return Err(err_full(room, capacity));
+            }
+        }
+
+        if let Some(previous) = &previous {
+            self.depart(socket, previous)?;
+        }
+        self.add_member(socket, room)?;
+        let viewers = self.store.scard(&members)?;
+        if visibility == Visibility::Public {
+            self.store.zadd(&self.keys.rooms(), viewers, room)?;
+        }
+        self.pending.push(Event::Joined {
+            room: room.to_string(),
+            socket: socket.to_string(),
+            viewers,
+        });
+        self.flush();
+        Ok(Joined { previous, viewers })
+    }
+
+    /// Takes `socket` out of its room, destroying the room if it empties.
+    /// Returns the room left, if the socket was in one.
+    ///
+    /// # Errors
+    /// Only what the store reports.
+    pub fn leave(&mut self, socket: &SocketId) -> Result<Option<String>> {
+        let left = self.leave_current(socket)?;
+        self.flush();
+        Ok(left)
+    }
+
+    /// Sets details of a room; a change of `visibility` moves the room into or
+    /// out of the ranking.
+    ///
+    /// # Errors
+    /// `NOROOM` when the room does not exist, `ERR` when the room would carry
+    /// more than [`MAX_FIELDS`] fields.
+    pub fn update(&mut self, room: &RoomId, details: &Details) -> Result<()> {
+        let key = self.keys.room(room);
+        let existing = self.store.hgetall(&key)?;
+        if existing.is_empty() {
+            return Err(err_no_room(room));
+        }
+        let mut names: Vec<&str> = existing
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| *n != OWNER)
+            .collect();
+        for (name, _) in details.fields() {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        if names.len() > MAX_FIELDS {
+            return Err(crate::details::err_too_many_fields());
+        }
+        let was = stored_visibility(&existing)?;
+
+        let fields: Vec<(&str, &str)> = details
+            .fields()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        self.store.hset(&key, &fields)?;
+        match details.visibility() {
+            Some(Visibility::Public) if was == Visibility::Private => {
+                let viewers = self.store.scard(&self.keys.members(room))?;
+                self.store.zadd(&self.keys.rooms(), viewers, room)?;
+            }
+            Some(Visibility::Private) if was == Visibility::Public => {
+                self.store.zrem(&self.keys.rooms(), room)?;
+            }
+            _ => {}
+        }
+        self.pending.push(Event::Updated {
+            room: room.to_string(),
+            fields: details.fields().iter().cloned().collect::<BTreeMap<_, _>>(),
+        });
+        self.flush();
+        Ok(())
+    }
+
+    /// Sends `data` to every member of the room `socket` is in (through the
+    /// events channel). Returns that room.
+    ///
+    /// # Errors
+    /// `NOTINROOM` when the socket is in no room, `ERR` when `data` is larger
+    /// than [`MAX_MESSAGE_BYTES`].
+    pub fn say(&mut self, socket: &SocketId, data: &str) -> Result<String> {
+        if data.len() > MAX_MESSAGE_BYTES {
+            return Err(err_invalid(format!(
+                "a message is at most {MAX_MESSAGE_BYTES} bytes"
+            )));
+        }
+        let room = self
+            .store
+            .hget(&self.keys.sockets(), socket)?
+            .ok_or_else(|| err_not_in_room(socket))?;
+        self.pending.push(Event::Message {
+            room: room.clone(),
+            socket: socket.to_string(),
+            data: data.to_owned(),
+        });
+        self.flush();
+        Ok(room)
+    }
+
+    /// Public rooms by viewers, most first: `count` of them after skipping `offset`.
+    ///
+    /// # Errors
+    /// Only what the store reports.
+    pub fn top(&mut self, offset: u64, count: u64) -> Result<Vec<RoomView>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let ranked = self
+            .store
+            .zrevrange(&self.keys.rooms(), offset, offset.saturating_add(count - 1))?;
+        let mut views = Vec::with_capacity(ranked.len());
+        for (room, _) in ranked {
+            views.push(self.view(room)?);
+        }
+        Ok(views)
+    }
+
+    /// One room's viewers and details, or `None` if it does not exist.
+    ///
+    /// # Errors
+    /// Only what the store reports.
+    pub fn room(&mut self, room: &RoomId) -> Result<Option<RoomView>> {
+        let view = self.view(room.to_string())?;
+        Ok((!view.fields.is_empty()).then_some(view))
+    }
+
+    /// The sockets in a room (none when it does not exist).
+    ///
+    /// # Errors
+    /// Only what the store reports.
+    pub fn members(&mut self, room: &RoomId) -> Result<Vec<String>> {
+        self.store.smembers(&self.keys.members(room))
+    }
+
+    /// The room `socket` is in, if any.
+    ///
+    /// # Errors
+    /// Only what the store reports.
+    pub fn room_of(&mut self, socket: &SocketId) -> Result<Option<String>> {
+        self.store.hget(&self.keys.sockets(), socket)
+    }
+
+    /// Checks every invariant over the whole namespace; returns the violations.
+    ///
+    /// # Errors
+    /// Only what the store reports.
+    pub fn check(&mut self) -> Result<Vec<String>> {
+        crate::check::violations(self.store, &self.keys)
+    }
+
+    fn view(&mut self, room: String) -> Result<RoomView> {
+        let fields = self.store.hgetall(&self.keys.room(&room))?;
+        let viewers = self.store.scard(&self.keys.members(&room))?;
+        Ok(RoomView {
+            room,
+            viewers,
+            fields,
+        })
+    }
+
+    fn exists(&mut self, room: &str) -> Result<bool> {
+        self.store.exists(&self.keys.room(room))
+    }
+
+    fn visibility(&mut self, room: &str) -> Result<Option<Visibility>> {
+        self.store
+            .hget(&self.keys.room(room), VISIBILITY)?
+            .map(|v| Visibility::parse(&v))
+            .transpose()
+    }
+
+    fn fresh_room_id(&mut self) -> Result<String> {
+        for _ in 0..FRESH_ID_ATTEMPTS {
+            let id = self.store.random_id();
+            if !self.exists(&id)? {
+                return Ok(id);
+            }
+        }
+        Err(err_invalid("could not find a free room id; try again"))
+    }
+
+    fn add_member(&mut self, socket: &SocketId, room: &str) -> Result<()> {
+        self.store.sadd(&self.keys.members(room), socket)?;
+        self.store.hset(&self.keys.sockets(), &[(socket.as_str(), room)])
+    }
+
+    fn leave_current(&mut self, socket: &SocketId) -> Result<Option<String>> {
+        let current = self.store.hget(&self.keys.sockets(), socket)?;
+        if let Some(room) = &current {
+            self.depart(socket, room)?;
+        }
+        Ok(current)
+    }
+
+    /// Takes `socket` out of `room`, destroying the room if it empties and
+    /// otherwise setting its rank to the new count.
+    fn depart(&mut self, socket: &SocketId, room: &str) -> Result<()> {
+        let public = self.visibility(room)? == Some(Visibility::Public);
+        let members = self.keys.members(room);
+        self.store.srem(&members, socket)?;
+        self.store.hdel(&self.keys.sockets(), socket)?;
+        let viewers = self.store.scard(&members)?;
+        self.pending.push(Event::Left {
+            room: room.to_owned(),
+            socket: socket.to_string(),
+            viewers,
+        });
+        if viewers == 0 {
+            self.store.del(&[&self.keys.room(room), &members])?;
+            self.store.zrem(&self.keys.rooms(), room)?;
+            self.pending.push(Event::Destroyed {
+                room: room.to_owned(),
+            });
+        } else if public {
+            self.store.zadd(&self.keys.rooms(), viewers, room)?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the events of an operation that succeeded.
+    fn flush(&mut self) {
+        let channel = self.keys.events();
+        for event in self.pending.drain(..) {
+            self.store.publish(&channel, &event.to_json());
+        }
+    }
+}
+
+fn stored_visibility(fields: &[(String, String)]) -> Result<Visibility> {
+    let value = fields
+        .iter()
+        .find(|(n, _)| n == VISIBILITY)
+        .map_or("", |(_, v)| v.as_str());
+    Visibility::parse(value)
+}

@@ -1,0 +1,55 @@
+//! The store: the few Redis operations the room rules are built from.
+//!
+//! The rules in [`crate::rooms`] see Redis only through this trait, so they are
+//! plain Rust: [`crate::redis_store::RedisStore`] runs each operation inside
+//! Redis, and an in-memory store runs the unit tests. Each method is one Redis
+//! command with that command's semantics (an emptied set or hash disappears,
+//! a missing key reads as empty).
+
+use crate::error::Result;
+
+pub trait Store {
+    /// `SADD key member`: whether the member was added.
+    fn sadd(&mut self, key: &str, member: &str) -> Result<bool>;
+    /// `SREM key member`: whether the member was there.
+    fn srem(&mut self, key: &str, member: &str) -> Result<bool>;
+    /// `SCARD key`.
+    fn scard(&mut self, key: &str) -> Result<u64>;
+    /// `SISMEMBER key member`.
+    fn sismember(&mut self, key: &str, member: &str) -> Result<bool>;
+    /// `SMEMBERS key`.
+    fn smembers(&mut self, key: &str) -> Result<Vec<String>>;
+
+    /// `HGET key field`.
+    fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>>;
+    /// `HGETALL key`, as pairs.
+    fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>>;
+    /// `HSET key field value [field value ...]`.
+    fn hset(&mut self, key: &str, fields: &[(&str, &str)]) -> Result<()>;
+    /// `HDEL key field`.
+    fn hdel(&mut self, key: &str, field: &str) -> Result<()>;
+
+    /// `ZADD key score member`.
+    fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()>;
+    /// `ZREM key member`.
+    fn zrem(&mut self, key: &str, member: &str) -> Result<()>;
+    /// `ZSCORE key member`.
+    fn zscore(&mut self, key: &str, member: &str) -> Result<Option<f64>>;
+    /// `ZREVRANGE key start stop WITHSCORES`: highest score first, ties by
+    /// member in reverse byte order.
+    fn zrevrange(&mut self, key: &str, start: u64, stop: u64) -> Result<Vec<(String, f64)>>;
+    /// `ZCARD key`.
+    fn zcard(&mut self, key: &str) -> Result<u64>;
+
+    /// `EXISTS key`.
+    fn exists(&mut self, key: &str) -> Result<bool>;
+    /// `DEL key [key ...]`.
+    fn del(&mut self, keys: &[&str]) -> Result<()>;
+    /// Every key that starts with `prefix` (a `SCAN`; for `VIOLET.CHECK` only).
+    fn keys_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>>;
+
+    /// `PUBLISH channel message`; never replicated.
+    fn publish(&mut self, channel: &str, message: &str);
+    /// A fresh random id for a room created with `*`.
+    fn random_id(&mut self) -> String;
+}

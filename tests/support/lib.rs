@@ -1,0 +1,181 @@
+//! The harness Violet's tests and benchmarks share.
+//!
+//! Everything here is real: [`RedisServer`] is a `redis-server` process on a
+//! free loopback port with the freshly built module loaded, and
+//! [`shim_binary`] is the freshly built `violet-shim`. Processes are stopped
+//! when their handle drops.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer its first `PING`.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The workspace's root folder.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the module and the shim in release mode, once per test process, so
+/// every test runs against the code as it is now.
+fn build_release() -> &'static Path {
+    static TARGET: OnceLock<PathBuf> = OnceLock::new();
+    TARGET.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--quiet", "-p", "violet", "-p", "violet-shim"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build --release failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
+        target.join("release")
+    })
+}
+
+/// The freshly built module, `target/release/libviolet.so`.
+pub fn module_path() -> PathBuf {
+    build_release().join("libviolet.so")
+}
+
+/// The freshly built shim binary, `target/release/violet-shim`.
+pub fn shim_binary() -> PathBuf {
+    build_release().join("violet-shim")
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// A `redis-server` with the Violet module, on loopback, in a temporary folder.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+impl RedisServer {
+    /// A server with no persistence.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with extra `redis-server` arguments, such as
+    /// `["--appendonly", "yes"]` or `["--replicaof", "127.0.0.1", "6379"]`.
+    pub fn start_with(args: &[&str]) -> Self {
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temporary folder"),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The folder holding the server's RDB and AOF files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A new synchronous connection.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to redis-server")
+    }
+
+    /// Stops the server the way an operator would (`SHUTDOWN`, which saves
+    /// when persistence is on) and starts it again on the same port and files.
+    pub fn restart(&mut self) {
+        self.shutdown();
+        self.spawn();
+    }
+
+    /// Kills the server at once, as a crash would; [`Self::restart_after_kill`]
+    /// brings it back.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed server again on the same port and files.
+    pub fn restart_after_kill(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let mut con = self.connection();
+            let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").query(&mut con);
+            let _ = child.wait();
+        }
+    }
+
+    fn spawn(&mut self) {
+        let module = module_path();
+        let port = self.port.to_string();
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--loadmodule")
+            .arg(&module)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.child = Some(command.spawn().expect("start redis-server (is it installed?)"));
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let client = redis::Client::open(self.url()).expect("redis url");
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("redis-server on port {} exited at start: {status}", self.port);
+                }
+            }
+            let ready = client.get_connection().and_then(|mut c| {
+                let loading: String = redis::cmd("INFO").arg("persistence").query(&mut c)?;
+                Ok(loading.contains("loading:0"))
+            });
+            if matches!(ready, Ok(true)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server on port {} did not start", self.port);
+            sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
