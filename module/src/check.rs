@@ -37,22 +37,42 @@ pub fn violations<S: Store>(store: &mut S, keys: &Keys) -> Result<Vec<String>> {
         check_room(store, keys, room, &mut found)?;
     }
     for room in member_sets.difference(&rooms) {
-        found.push(format!("room {} has members but no details hash", quoted(room)));
+        found.push(format!(
+            "room {} has members but no details hash",
+            quoted(room)
+        ));
+    }
+    for room in rooms.union(&member_sets) {
+        check_members(store, keys, room, &mut found)?;
     }
     check_sockets(store, keys, &mut found)?;
     check_ranking(store, keys, &rooms, &mut found)?;
     Ok(found)
 }
 
-fn check_room<S: Store>(store: &mut S, keys: &Keys, room: &str, found: &mut Vec<String>) -> Result<()> {
+fn check_room<S: Store>(
+    store: &mut S,
+    keys: &Keys,
+    room: &str,
+    found: &mut Vec<String>,
+) -> Result<()> {
     let fields = store.hgetall(&keys.room(room))?;
-    let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
     if field(OWNER).is_none() {
         found.push(format!("room {} has no owner", quoted(room)));
     }
     if let Some(capacity) = field(CAPACITY) {
         if parse_capacity(capacity).is_err() {
-            found.push(format!("room {} has capacity {}", quoted(room), quoted(capacity)));
+            found.push(format!(
+                "room {} has capacity {}",
+                quoted(room),
+                quoted(capacity)
+            ));
         }
     }
     let viewers = store.scard(&keys.members(room))?;
@@ -69,6 +89,15 @@ fn check_room<S: Store>(store: &mut S, keys: &Keys, room: &str, found: &mut Vec<
         Some(Ok(_)) => {}
         _ => found.push(format!("room {} has no valid visibility", quoted(room))),
     }
+    Ok(())
+}
+
+fn check_members<S: Store>(
+    store: &mut S,
+    keys: &Keys,
+    room: &str,
+    found: &mut Vec<String>,
+) -> Result<()> {
     for socket in store.smembers(&keys.members(room))? {
         let recorded = store.hget(&keys.sockets(), &socket)?;
         if recorded.as_deref() != Some(room) {
@@ -108,7 +137,10 @@ fn check_ranking<S: Store>(
     }
     for (room, _) in store.zrevrange(&keys.rooms(), 0, ranked - 1)? {
         if !rooms.contains(&room) {
-            found.push(format!("ranking lists room {} which does not exist", quoted(&room)));
+            found.push(format!(
+                "ranking lists room {} which does not exist",
+                quoted(&room)
+            ));
         }
     }
     Ok(())

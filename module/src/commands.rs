@@ -29,11 +29,10 @@ pub fn guarded(
     args: Vec<RedisString>,
     command: fn(&Context, Args) -> RedisResult,
 ) -> RedisResult {
-    catch_unwind(AssertUnwindSafe(|| command(ctx, args.into_iter().skip(1))))
-        .unwrap_or_else(|_| {
-            ctx.log_warning("Violet: a command panicked; the error was returned to the client");
-            Err(err_internal().into())
-        })
+    catch_unwind(AssertUnwindSafe(|| command(ctx, args.into_iter().skip(1)))).unwrap_or_else(|_| {
+        ctx.log_warning("Violet: a command panicked; the error was returned to the client");
+        Err(err_internal().into())
+    })
 }
 
 /// `VIOLET.CREATE NS SOCKET ROOM|* [field value ...]`: the new room's id.
@@ -104,7 +103,11 @@ pub fn top(ctx: &Context, mut args: Args) -> RedisResult {
         match utf8(&option)?.to_ascii_uppercase().as_str() {
             "COUNT" => count = number(&value, "COUNT", TOP_MAX)?,
             "OFFSET" => offset = number(&value, "OFFSET", u64::MAX)?,
-            _ => return Err(err_invalid("syntax error: VIOLET.TOP takes COUNT n and OFFSET k").into()),
+            _ => {
+                return Err(
+                    err_invalid("syntax error: VIOLET.TOP takes COUNT n and OFFSET k").into(),
+                )
+            }
         }
     }
     let mut store = RedisStore::new(ctx);
@@ -130,7 +133,9 @@ pub fn members(ctx: &Context, mut args: Args) -> RedisResult {
     let mut store = RedisStore::new(ctx);
     let mut members = Rooms::new(&mut store, &namespace).members(&room)?;
     members.sort_unstable();
-    Ok(RedisValue::Array(members.into_iter().map(RedisValue::BulkString).collect()))
+    Ok(RedisValue::Array(
+        members.into_iter().map(RedisValue::BulkString).collect(),
+    ))
 }
 
 /// `VIOLET.WHERE NS SOCKET`: the socket's room, or nil.
@@ -139,7 +144,9 @@ pub fn where_is(ctx: &Context, mut args: Args) -> RedisResult {
     let socket = socket(&args.next_arg()?)?;
     args.done()?;
     let mut store = RedisStore::new(ctx);
-    Ok(optional(Rooms::new(&mut store, &namespace).room_of(&socket)?))
+    Ok(optional(
+        Rooms::new(&mut store, &namespace).room_of(&socket)?,
+    ))
 }
 
 /// `VIOLET.CHECK NS`: `OK`, or a `CORRUPT` error naming every violation.
@@ -156,8 +163,7 @@ pub fn check(ctx: &Context, mut args: Args) -> RedisResult {
 }
 
 fn utf8(arg: &RedisString) -> Result<&str, VioletError> {
-    std::str::from_utf8(arg.as_slice())
-        .map_err(|_| err_invalid("arguments must be valid UTF-8"))
+    std::str::from_utf8(arg.as_slice()).map_err(|_| err_invalid("arguments must be valid UTF-8"))
 }
 
 fn namespace(arg: &RedisString) -> Result<Namespace, VioletError> {

@@ -74,7 +74,10 @@ impl Details {
         for (name, value) in pairs {
             let (name, value) = normalise(name, value)?;
             if fields.iter().any(|(seen, _)| *seen == name) {
-                return Err(err_invalid(format!("field {} is given twice", quoted(&name))));
+                return Err(err_invalid(format!(
+                    "field {} is given twice",
+                    quoted(&name)
+                )));
             }
             fields.push((name, value));
             if fields.len() > MAX_FIELDS {
@@ -91,9 +94,8 @@ impl Details {
 
     /// The visibility asked for, if any.
     pub fn visibility(&self) -> Option<Visibility> {
-        self.get(VISIBILITY).map(|v| {
-            Visibility::parse(v).expect("visibility was validated by Details::parse")
-        })
+        self.get(VISIBILITY)
+            .map(|v| Visibility::parse(v).expect("visibility was validated by Details::parse"))
     }
 
     /// Sets a field unless the caller gave it.
@@ -163,8 +165,12 @@ mod tests {
 
     #[test]
     fn normalises_violets_own_fields() {
-        let d = Details::parse([("Visibility", "Public"), ("CAPACITY", "0012"), ("Title", "x")])
-            .unwrap();
+        let d = Details::parse([
+            ("Visibility", "Public"),
+            ("CAPACITY", "0012"),
+            ("Title", "x"),
+        ])
+        .unwrap();
         assert_eq!(
             d.fields(),
             &[

@@ -33,6 +33,12 @@ pub fn random_hex<const N: usize>() -> String {
     }
     buffer
         .iter()
-        .map(|&b| if b.is_ascii_hexdigit() { b as char } else { '0' })
+        .map(|&b| {
+            if b.is_ascii_hexdigit() {
+                b as char
+            } else {
+                '0'
+            }
+        })
         .collect()
 }

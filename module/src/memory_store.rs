@@ -33,11 +33,6 @@ impl MemoryStore {
             .collect()
     }
 
-    /// Stores a string at `key`, as a user might by mistake.
-    pub fn clobber(&mut self, key: &str) {
-        self.data.insert(key.to_owned(), Value::Set(BTreeSet::new()));
-    }
-
     fn set(&self, key: &str) -> Result<Option<&BTreeSet<String>>> {
         match self.data.get(key) {
             None => Ok(None),
@@ -114,7 +109,9 @@ impl Store for MemoryStore {
     }
 
     fn smembers(&mut self, key: &str) -> Result<Vec<String>> {
-        Ok(self.set(key)?.map_or_else(Vec::new, |s| s.iter().cloned().collect()))
+        Ok(self
+            .set(key)?
+            .map_or_else(Vec::new, |s| s.iter().cloned().collect()))
     }
 
     fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>> {
@@ -213,7 +210,8 @@ impl Store for MemoryStore {
     }
 
     fn publish(&mut self, channel: &str, message: &str) {
-        self.published.push((channel.to_owned(), message.to_owned()));
+        self.published
+            .push((channel.to_owned(), message.to_owned()));
     }
 
     fn random_id(&mut self) -> String {

@@ -48,7 +48,12 @@ impl<'c> RedisStore<'c> {
         }
     }
 
-    fn read<T>(&self, command: &str, args: &[&str], read: impl FnOnce(&CallReply) -> Result<T>) -> Result<T> {
+    fn read<T>(
+        &self,
+        command: &str,
+        args: &[&str],
+        read: impl FnOnce(&CallReply) -> Result<T>,
+    ) -> Result<T> {
         self.call(&self.read, command, args, read)
     }
 
@@ -86,7 +91,10 @@ fn texts(reply: &CallReply) -> Result<Vec<String>> {
     match reply {
         CallReply::Array(items) => items
             .iter()
-            .map(|item| item.map_err(|e| err_redis(&e.to_string())).and_then(|i| text(&i)))
+            .map(|item| {
+                item.map_err(|e| err_redis(&e.to_string()))
+                    .and_then(|i| text(&i))
+            })
             .collect(),
         other => Err(unexpected(other)),
     }
@@ -122,7 +130,8 @@ impl Store for RedisStore<'_> {
     }
 
     fn sismember(&mut self, key: &str, member: &str) -> Result<bool> {
-        self.read("SISMEMBER", &[key, member], integer).map(|n| n == 1)
+        self.read("SISMEMBER", &[key, member], integer)
+            .map(|n| n == 1)
     }
 
     fn smembers(&mut self, key: &str) -> Result<Vec<String>> {
@@ -152,7 +161,8 @@ impl Store for RedisStore<'_> {
     }
 
     fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()> {
-        self.write("ZADD", &[key, &score.to_string(), member]).map(drop)
+        self.write("ZADD", &[key, &score.to_string(), member])
+            .map(drop)
     }
 
     fn zrem(&mut self, key: &str, member: &str) -> Result<()> {

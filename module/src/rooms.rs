@@ -11,10 +11,10 @@
 //! and members) exactly while it has a member; a public room is ranked with a
 //! score equal to its member count, a private room is not ranked.
 
-use crate::details::{parse_capacity, Details, Visibility, CAPACITY, MAX_FIELDS, OWNER, VISIBILITY};
-use crate::error::{
-    err_exists, err_full, err_invalid, err_no_room, err_not_in_room, Result,
+use crate::details::{
+    parse_capacity, Details, Visibility, CAPACITY, MAX_FIELDS, OWNER, VISIBILITY,
 };
+use crate::error::{err_exists, err_full, err_invalid, err_no_room, err_not_in_room, Result};
 use crate::events::Event;
 use crate::ids::{Namespace, RoomId, SocketId};
 use crate::keys::Keys;
@@ -87,7 +87,12 @@ impl<'s, S: Store> Rooms<'s, S> {
 
         self.leave_current(socket)?;
         let mut fields = vec![(OWNER, socket.as_str())];
-        fields.extend(details.fields().iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        fields.extend(
+            details
+                .fields()
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
         self.store.hset(&self.keys.room(&room), &fields)?;
         self.add_member(socket, &room)?;
         if visibility == Visibility::Public {
@@ -235,9 +240,9 @@ impl<'s, S: Store> Rooms<'s, S> {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let ranked = self
-            .store
-            .zrevrange(&self.keys.rooms(), offset, offset.saturating_add(count - 1))?;
+        let ranked =
+            self.store
+                .zrevrange(&self.keys.rooms(), offset, offset.saturating_add(count - 1))?;
         let mut views = Vec::with_capacity(ranked.len());
         for (room, _) in ranked {
             views.push(self.view(room)?);
@@ -311,7 +316,8 @@ impl<'s, S: Store> Rooms<'s, S> {
 
     fn add_member(&mut self, socket: &SocketId, room: &str) -> Result<()> {
         self.store.sadd(&self.keys.members(room), socket)?;
-        self.store.hset(&self.keys.sockets(), &[(socket.as_str(), room)])
+        self.store
+            .hset(&self.keys.sockets(), &[(socket.as_str(), room)])
     }
 
     fn leave_current(&mut self, socket: &SocketId) -> Result<Option<String>> {

@@ -1,0 +1,402 @@
+//! Unit tests of the room rules on the in-memory store.
+
+use crate::details::Details;
+use crate::ids::{Namespace, RoomId, SocketId};
+use crate::memory_store::MemoryStore;
+use crate::rooms::{Joined, NewRoom, Rooms, MAX_MESSAGE_BYTES};
+use crate::store::Store;
+
+fn ns() -> Namespace {
+    Namespace::parse("wp").unwrap()
+}
+
+fn sock(id: &str) -> SocketId {
+    SocketId::parse(id).unwrap()
+}
+
+fn room(id: &str) -> RoomId {
+    RoomId::parse(id).unwrap()
+}
+
+fn named(id: &str) -> NewRoom {
+    NewRoom::Named(room(id))
+}
+
+fn details(pairs: &[(&str, &str)]) -> Details {
+    Details::parse(pairs.iter().copied()).unwrap()
+}
+
+fn events(store: &MemoryStore) -> Vec<String> {
+    store.published.iter().map(|(_, m)| m.clone()).collect()
+}
+
+/// Runs `VIOLET.CHECK` and fails the test on any violation.
+fn assert_consistent(store: &mut MemoryStore) {
+    let violations = Rooms::new(store, &ns()).check().unwrap();
+    assert!(violations.is_empty(), "{violations:?}");
+}
+
+#[test]
+fn create_makes_a_public_room_owned_by_its_creator() {
+    let mut store = MemoryStore::default();
+    let id = Rooms::new(&mut store, &ns())
+        .create(
+            &sock("s1"),
+            named("r1"),
+            details(&[("title", "Perfect Blue")]),
+        )
+        .unwrap();
+    assert_eq!(id, "r1");
+    assert_eq!(store.zscore("violet:{wp}:rooms", "r1").unwrap(), Some(1.0));
+    assert_eq!(
+        store.smembers("violet:{wp}:room:r1:members").unwrap(),
+        ["s1"]
+    );
+    assert_eq!(
+        store.hgetall("violet:{wp}:room:r1").unwrap(),
+        [
+            ("owner".to_owned(), "s1".to_owned()),
+            ("title".to_owned(), "Perfect Blue".to_owned()),
+            ("visibility".to_owned(), "public".to_owned()),
+        ]
+    );
+    assert_eq!(
+        events(&store),
+        [r#"{"event":"created","room":"r1","socket":"s1","viewers":1,"visibility":"public"}"#]
+    );
+    assert_consistent(&mut store);
+}
+
+#[test]
+fn create_with_star_picks_a_free_id() {
+    let mut store = MemoryStore::default();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    let a = rooms
+        .create(&sock("s1"), NewRoom::Fresh, Details::default())
+        .unwrap();
+    let b = rooms
+        .create(&sock("s2"), NewRoom::Fresh, Details::default())
+        .unwrap();
+    assert_ne!(a, b);
+    assert_consistent(&mut store);
+}
+
+#[test]
+fn create_refuses_an_existing_room_and_changes_nothing() {
+    let mut store = MemoryStore::default();
+    Rooms::new(&mut store, &ns())
+        .create(&sock("s1"), named("r1"), Details::default())
+        .unwrap();
+    Rooms::new(&mut store, &ns())
+        .create(&sock("s2"), named("r2"), Details::default())
+        .unwrap();
+    let before = store.dump();
+    let published = store.published.len();
+    let err = Rooms::new(&mut store, &ns())
+        .create(&sock("s2"), named("r1"), Details::default())
+        .unwrap_err();
+    assert_eq!(err.code(), "EXISTS");
+    assert_eq!(store.dump(), before);
+    assert_eq!(store.published.len(), published);
+}
+
+#[test]
+fn create_moves_the_creator_out_of_its_room() {
+    let mut store = MemoryStore::default();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    rooms
+        .create(&sock("s1"), named("old"), Details::default())
+        .unwrap();
+    rooms
+        .create(&sock("s1"), named("new"), Details::default())
+        .unwrap();
+    assert!(!store.exists("violet:{wp}:room:old").unwrap());
+    assert_eq!(store.zscore("violet:{wp}:rooms", "old").unwrap(), None);
+    assert_eq!(
+        store.hget("violet:{wp}:sockets", "s1").unwrap().as_deref(),
+        Some("new")
+    );
+    assert_consistent(&mut store);
+}
+
+#[test]
+fn private_rooms_are_unranked_but_joinable() {
+    let mut store = MemoryStore::default();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    rooms
+        .create(
+            &sock("s1"),
+            named("p"),
+            details(&[("visibility", "Private")]),
+        )
+        .unwrap();
+    let joined = rooms.join(&sock("s2"), &room("p")).unwrap();
+    assert_eq!(
+        joined,
+        Joined {
+            previous: None,
+            viewers: 2
+        }
+    );
+    assert!(rooms.top(0, 10).unwrap().is_empty());
+    assert_eq!(store.zcard("violet:{wp}:rooms").unwrap(), 0);
+    assert_consistent(&mut store);
+}
+
+#[test]
+fn join_moves_between_rooms_and_keeps_scores_exact() {
+    let mut store = MemoryStore::default();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    rooms
+        .create(&sock("a"), named("r1"), Details::default())
+        .unwrap();
+    rooms
+        .create(&sock("b"), named("r2"), Details::default())
+        .unwrap();
+    rooms.join(&sock("c"), &room("r1")).unwrap();
+    let joined = rooms.join(&sock("c"), &room("r2")).unwrap();
+    assert_eq!(
+        joined,
+        Joined {
+            previous: Some("r1".into()),
+            viewers: 2
+        }
+    );
+    let top = rooms.top(0, 10).unwrap();
+    let ranked: Vec<(&str, u64)> = top.iter().map(|v| (v.room.as_str(), v.viewers)).collect();
+    assert_eq!(ranked, [("r2", 2), ("r1", 1)]);
+    assert_eq!(store.zscore("violet:{wp}:rooms", "r1").unwrap(), Some(1.0));
+    assert_eq!(store.zscore("violet:{wp}:rooms", "r2").unwrap(), Some(2.0));
+    assert_consistent(&mut store);
+}
+
+#[test]
+fn joining_the_same_room_changes_nothing() {
+    let mut store = MemoryStore::default();
+    Rooms::new(&mut store, &ns())
+        .create(&sock("a"), named("r1"), Details::default())
+        .unwrap();
+    let before = store.dump();
+    let published = store.published.len();
+    let joined = Rooms::new(&mut store, &ns())
+        .join(&sock("a"), &room("r1"))
+        .unwrap();
+    assert_eq!(
+        joined,
+        Joined {
+            previous: Some("r1".into()),
+            viewers: 1
+        }
+    );
+    assert_eq!(store.dump(), before);
+    assert_eq!(store.published.len(), published);
+}
+
+#[test]
+fn join_refuses_missing_and_full_rooms_without_leaving() {
+    let mut store = MemoryStore::default();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    rooms
+        .create(&sock("a"), named("small"), details(&[("capacity", "1")]))
+        .unwrap();
+    rooms
+        .create(&sock("b"), named("home"), Details::default())
+        .unwrap();
+    let before = store.dump();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    assert_eq!(
+        rooms.join(&sock("b"), &room("nowhere")).unwrap_err().code(),
+        "NOROOM"
+    );
+    assert_eq!(
+        rooms.join(&sock("b"), &room("small")).unwrap_err().code(),
+        "FULL"
+    );
+    assert_eq!(
+        store.dump(),
+        before,
+        "a refused join must not leave the old room"
+    );
+}
+
+#[test]
+fn last_one_out_destroys_the_room() {
+    let mut store = MemoryStore::default();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    rooms
+        .create(&sock("a"), named("r1"), Details::default())
+        .unwrap();
+    rooms.join(&sock("b"), &room("r1")).unwrap();
+    assert_eq!(rooms.leave(&sock("a")).unwrap().as_deref(), Some("r1"));
+    assert_eq!(rooms.leave(&sock("b")).unwrap().as_deref(), Some("r1"));
+    assert_eq!(rooms.leave(&sock("b")).unwrap(), None);
+    assert!(
+        store.dump().is_empty(),
+        "no key may remain: {:?}",
+        store.dump()
+    );
+    let tail: Vec<String> = events(&store).into_iter().rev().take(2).collect();
+    assert_eq!(
+        tail,
+        [
+            r#"{"event":"destroyed","room":"r1"}"#,
+            r#"{"event":"left","room":"r1","socket":"b","viewers":0}"#,
+        ]
+    );
+}
+
+#[test]
+fn update_moves_rooms_in_and_out_of_the_ranking() {
+    let mut store = MemoryStore::default();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    rooms
+        .create(&sock("a"), named("r1"), Details::default())
+        .unwrap();
+    rooms.join(&sock("b"), &room("r1")).unwrap();
+    rooms
+        .update(&room("r1"), &details(&[("visibility", "private")]))
+        .unwrap();
+    assert!(rooms.top(0, 10).unwrap().is_empty());
+    rooms
+        .update(
+            &room("r1"),
+            &details(&[("VISIBILITY", "PUBLIC"), ("title", "t")]),
+        )
+        .unwrap();
+    let top = rooms.top(0, 10).unwrap();
+    assert_eq!((top[0].room.as_str(), top[0].viewers), ("r1", 2));
+    assert!(top[0].fields.contains(&("title".into(), "t".into())));
+    assert_consistent(&mut store);
+}
+
+#[test]
+fn update_refuses_missing_rooms_and_too_many_fields() {
+    let mut store = MemoryStore::default();
+    let names: Vec<String> = (0..31).map(|i| format!("f{i}")).collect();
+    let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    Rooms::new(&mut store, &ns())
+        .create(&sock("a"), named("r1"), details(&pairs))
+        .unwrap();
+    let before = store.dump();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    let err = rooms
+        .update(&room("r1"), &details(&[("extra", "x")]))
+        .unwrap_err();
+    assert_eq!(err.code(), "ERR", "31 fields + visibility + extra is 33");
+    assert_eq!(
+        rooms
+            .update(&room("no"), &details(&[("t", "x")]))
+            .unwrap_err()
+            .code(),
+        "NOROOM"
+    );
+    rooms
+        .update(&room("r1"), &details(&[("f0", "changed")]))
+        .unwrap();
+    assert_ne!(store.dump(), before);
+}
+
+#[test]
+fn say_reaches_the_senders_room_only() {
+    let mut store = MemoryStore::default();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    assert_eq!(rooms.say(&sock("a"), "hi").unwrap_err().code(), "NOTINROOM");
+    rooms
+        .create(&sock("a"), named("r1"), Details::default())
+        .unwrap();
+    assert_eq!(rooms.say(&sock("a"), "{\"x\":1}").unwrap(), "r1");
+    let too_big = "x".repeat(MAX_MESSAGE_BYTES + 1);
+    assert_eq!(rooms.say(&sock("a"), &too_big).unwrap_err().code(), "ERR");
+    let last = store.published.last().unwrap();
+    assert_eq!(last.0, "violet:{wp}:events");
+    assert_eq!(
+        last.1,
+        r#"{"event":"message","room":"r1","socket":"a","data":"{\"x\":1}"}"#
+    );
+}
+
+#[test]
+fn top_pages_through_the_ranking() {
+    let mut store = MemoryStore::default();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    for (i, r) in ["a", "b", "c"].iter().enumerate() {
+        rooms
+            .create(&sock(&format!("o{r}")), named(r), Details::default())
+            .unwrap();
+        for j in 0..i {
+            rooms.join(&sock(&format!("{r}{j}")), &room(r)).unwrap();
+        }
+    }
+    let ids = |views: Vec<crate::rooms::RoomView>| -> Vec<String> {
+        views.into_iter().map(|v| v.room).collect()
+    };
+    assert_eq!(ids(rooms.top(0, 10).unwrap()), ["c", "b", "a"]);
+    assert_eq!(ids(rooms.top(1, 1).unwrap()), ["b"]);
+    assert!(rooms.top(5, 10).unwrap().is_empty());
+    assert!(rooms.top(0, 0).unwrap().is_empty());
+    assert!(rooms.top(u64::MAX, 10).unwrap().is_empty());
+}
+
+#[test]
+fn check_names_each_broken_invariant() {
+    let mut store = MemoryStore::default();
+    Rooms::new(&mut store, &ns())
+        .create(&sock("a"), named("r1"), Details::default())
+        .unwrap();
+    store.zadd("violet:{wp}:rooms", 7, "r1").unwrap();
+    store
+        .hset("violet:{wp}:sockets", &[("ghost", "r1")])
+        .unwrap();
+    store.sadd("violet:{wp}:room:lost:members", "x").unwrap();
+    store.sadd("violet:{wp}:stray", "x").unwrap();
+    let violations = Rooms::new(&mut store, &ns()).check().unwrap();
+    let text = violations.join("\n");
+    assert!(
+        text.contains("public room \"r1\" has 1 viewer(s) but is ranked 7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("socket \"ghost\" is recorded in room \"r1\" but is not a member"),
+        "{text}"
+    );
+    assert!(
+        text.contains("room \"lost\" has members but no details hash"),
+        "{text}"
+    );
+    assert!(text.contains("socket \"x\" is a member"), "{text}");
+    assert!(
+        text.contains("unexpected key \"violet:{wp}:stray\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn wrong_types_are_reported_not_panicked_on() {
+    let mut store = MemoryStore::default();
+    store.sadd("violet:{wp}:sockets", "oops").unwrap();
+    let err = Rooms::new(&mut store, &ns())
+        .join(&sock("a"), &room("r"))
+        .unwrap_err();
+    assert_eq!(err.code(), "NOROOM");
+    let err = Rooms::new(&mut store, &ns())
+        .create(&sock("a"), named("r"), Details::default())
+        .unwrap_err();
+    assert_eq!(err.code(), "WRONGTYPE");
+}
+
+#[test]
+fn namespaces_do_not_share_rooms() {
+    let mut store = MemoryStore::default();
+    let other = Namespace::parse("other").unwrap();
+    Rooms::new(&mut store, &ns())
+        .create(&sock("a"), named("r1"), Details::default())
+        .unwrap();
+    let err = Rooms::new(&mut store, &other)
+        .join(&sock("b"), &room("r1"))
+        .unwrap_err();
+    assert_eq!(err.code(), "NOROOM");
+    assert!(Rooms::new(&mut store, &other)
+        .top(0, 10)
+        .unwrap()
+        .is_empty());
+}
