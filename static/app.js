@@ -90,6 +90,8 @@ const state = {
   early: [],
   /** The original button's event went out (it carries no ref). */
   legacyPending: 0,
+  /** The room a Leave request is under way for. */
+  leaving: null,
 };
 
 const client = new VioletClient();
@@ -183,6 +185,12 @@ function handleFrame(msg) {
     case 'room-updated':
     case 'message':
       roomPush(msg);
+      break;
+    case 'room-destroyed':
+      if (state.room && state.room.room_id === msg.room_id && state.leaving !== msg.room_id) {
+        exitRoom();
+        showNotice('This room has closed.');
+      }
       break;
     default:
       // Replies are handled by their requests; unknown kinds are ignored.
@@ -381,12 +389,12 @@ ui.createForm.addEventListener('submit', async (event) => {
     ui.createForm.elements.title.focus();
     return;
   }
-  const details = {
-    title,
-    topic: String(form.get('topic') || '').trim(),
-    thumbnail: String(form.get('thumbnail') || '').trim(),
-    visibility: form.get('visibility') === 'private' ? 'private' : 'public',
-  };
+  const details = { title };
+  for (const name of ['topic', 'thumbnail']) {
+    const value = String(form.get(name) || '').trim();
+    if (value) details[name] = value;
+  }
+  details.visibility = form.get('visibility') === 'private' ? 'private' : 'public';
   const submit = ui.createForm.querySelector('[type="submit"]');
   submit.disabled = true;
   try {
@@ -436,6 +444,8 @@ ui.messageForm.addEventListener('submit', async (event) => {
 });
 
 ui.leave.addEventListener('click', async () => {
+  const roomId = state.room ? state.room.room_id : null;
+  state.leaving = roomId;
   try {
     await client.request({ kind: 'room-left' });
   } catch (err) {
@@ -443,8 +453,10 @@ ui.leave.addEventListener('click', async () => {
       showNotice(`Could not leave: ${errorText(err)}`);
       return;
     }
+  } finally {
+    state.leaving = null;
   }
-  exitRoom();
+  if (state.room && state.room.room_id === roomId) exitRoom();
   ui.createForm.elements.title.focus({ preventScroll: true });
 });
 

@@ -1,0 +1,165 @@
+// The lobby page in a real headless Chromium, against the real shim and a real
+// redis-server with the Violet module: used as a person would, with clicks and
+// typing, asserting on what the page shows.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, buildRelease, startRedis, startShim } from './harness.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = 20000; // generous: the top list is pushed at most once a second
+
+let redis;
+let shim;
+let browser;
+const pageErrors = [];
+
+before(async () => {
+  buildRelease();
+  redis = await startRedis();
+  shim = await startShim(redis.url);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}, { timeout: 30 * 60 * 1000 });
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await shim?.stop();
+  await redis?.stop();
+});
+
+/** A fresh browser context (its own cookies and storage), as a second person. */
+async function openLobby({ width = 1280, height = 860 } = {}) {
+  const context = await browser.newContext({ viewport: { width, height } });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') pageErrors.push(`console: ${msg.text()}`);
+  });
+  await page.goto(`${shim.baseUrl}/`);
+  await hasText(page.getByTestId('status'), 'Connected');
+  return page;
+}
+
+/** Waits until the locator's text is exactly `expected` (whitespace trimmed). */
+async function hasText(locator, expected, timeout = WAIT) {
+  const exact = new RegExp(`^\\s*${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
+  try {
+    await locator.filter({ hasText: exact }).first().waitFor({ state: 'visible', timeout });
+  } catch (err) {
+    const actual = await locator.allTextContents().catch(() => []);
+    throw new Error(`expected ${locator} to read ${JSON.stringify(expected)}, it reads ${JSON.stringify(actual.map((t) => t.trim()))}\n${shimLog()}`, { cause: err });
+  }
+}
+
+/** Waits until some element matched by the locator contains `text`. */
+async function contains(locator, text, timeout = WAIT) {
+  try {
+    await locator.filter({ hasText: text }).first().waitFor({ state: 'visible', timeout });
+  } catch (err) {
+    const actual = await locator.allTextContents().catch(() => []);
+    throw new Error(`expected ${locator} to contain ${JSON.stringify(text)}, it reads ${JSON.stringify(actual.map((t) => t.trim()))}\n${shimLog()}`, { cause: err });
+  }
+}
+
+function shimLog() {
+  const out = shim?.output?.trim();
+  return out ? `--- shim output (tail) ---\n${out.slice(-4000)}` : '';
+}
+
+async function text(locator) {
+  return (await locator.textContent({ timeout: WAIT })).trim();
+}
+
+/** The lobby card of a room, found by what a person sees: its title. */
+function card(page, title) {
+  return page.getByTestId('room-card').filter({ has: page.getByTestId('room-card-title').filter({ hasText: title }) });
+}
+
+describe('lobby page', () => {
+  test('two people meet in a room created with the form', async () => {
+    const title = `Movie night ${Date.now()}`;
+    const topic = 'Tokyo Godfathers <b>&amp; friends</b>';
+
+    const a = await openLobby();
+    const b = await openLobby();
+    const aSocket = await text(a.getByTestId('socket-id'));
+    const bSocket = await text(b.getByTestId('socket-id'));
+    assert.notEqual(aSocket, bSocket);
+
+    // A creates a public room with the form.
+    await a.getByLabel('Title', { exact: true }).fill(title);
+    await a.getByLabel('Topic', { exact: true }).fill(topic);
+    await a.getByLabel(/Public/).check();
+    await a.getByRole('button', { name: 'Create room', exact: true }).click();
+    await hasText(a.getByTestId('room-title'), title);
+    await hasText(a.getByTestId('viewer-count'), '1');
+    const roomId = await text(a.getByTestId('room-id'));
+    assert.ok(roomId.length > 0, 'the room shows its id');
+    await contains(a.getByTestId('member-list'), aSocket);
+
+    // B sees it in the lobby, with its viewers; what the server sent is text.
+    const bCard = card(b, title);
+    await bCard.waitFor({ timeout: WAIT });
+    assert.equal(await bCard.getAttribute('data-room-id'), roomId);
+    await hasText(bCard.getByTestId('room-card-topic'), topic);
+    assert.equal(await bCard.locator('b').count(), 0, 'markup in details is shown as text');
+    await hasText(bCard.getByTestId('room-card-viewers'), '1');
+    await b.screenshot({ path: '/tmp/violet-lobby.png' });
+
+    // B joins by clicking the room.
+    await bCard.getByRole('button').click();
+    await hasText(b.getByTestId('room-id'), roomId);
+    await hasText(b.getByTestId('room-title'), title);
+    await hasText(b.getByTestId('viewer-count'), '2');
+    await hasText(a.getByTestId('viewer-count'), '2');
+    await contains(a.getByTestId('member-list'), bSocket);
+    await contains(b.getByTestId('member-list'), aSocket);
+    await contains(b.getByTestId('member-list'), bSocket);
+    await hasText(card(a, title).getByTestId('room-card-viewers'), '2');
+
+    // A says something; both see it.
+    const message = `Hello from A <i>${Date.now()}</i>`;
+    await a.getByLabel('Message', { exact: true }).fill(message);
+    await a.getByRole('button', { name: 'Send', exact: true }).click();
+    await hasText(b.getByTestId('message-text'), message);
+    await hasText(a.getByTestId('message-text'), message);
+    await contains(b.getByTestId('message'), aSocket);
+    assert.equal(await b.getByTestId('message-log').locator('i').count(), 0, 'messages are shown as text');
+    await a.evaluate(() => window.scrollTo(0, 0));
+    await a.screenshot({ path: '/tmp/violet-room.png' });
+
+    // B goes away; A is alone again.
+    await b.close();
+    await hasText(a.getByTestId('viewer-count'), '1');
+    await a.getByTestId('member-list').getByText(bSocket).waitFor({ state: 'detached', timeout: WAIT });
+    await hasText(card(a, title).getByTestId('room-card-viewers'), '1');
+
+    // Leave: the room view goes, the lobby stays.
+    await a.getByRole('button', { name: 'Leave room', exact: true }).click();
+    await a.getByTestId('room-view').waitFor({ state: 'hidden', timeout: WAIT });
+    await a.close();
+  });
+
+  test('the original "Click to Create Room" button creates a room listed in the lobby', async () => {
+    const creator = await openLobby();
+    const watcher = await openLobby();
+    await creator.getByRole('button', { name: 'Click to Create Room', exact: true }).click();
+    await hasText(creator.getByTestId('room-title'), 'Perfect Blue');
+    await hasText(creator.getByTestId('room-topic'), 'Satoshi Kon clips');
+    await hasText(creator.getByTestId('viewer-count'), '1');
+    const roomId = await text(creator.getByTestId('room-id'));
+    assert.ok(roomId.length > 0);
+
+    const listed = watcher.locator(`[data-testid="room-card"][data-room-id="${roomId.replace(/["\\]/g, '\\$&')}"]`);
+    await listed.waitFor({ timeout: WAIT });
+    await hasText(listed.getByTestId('room-card-title'), 'Perfect Blue');
+    await hasText(listed.getByTestId('room-card-viewers'), '1');
+    await creator.close();
+    await watcher.close();
+  });
+
+  test('the pages raised no script errors', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});
