@@ -171,6 +171,7 @@ function handleFrame(msg) {
         state.legacyPending -= 1;
         state.entering = Math.max(0, state.entering - 1);
         enterRoom(msg.room_id, 1, { ...ORIGINAL_ROOM_CREATED.details, owner: state.selfId });
+        if (state.entering === 0) state.early = [];
       }
       break;
     case 'error':
