@@ -54,6 +54,14 @@ pub struct RoomView {
     pub fields: Vec<(String, String)>,
 }
 
+/// What taking a socket out of its room involves, read before any write.
+struct Departure {
+    room: String,
+    public: bool,
+    /// The room's viewers before the socket leaves.
+    viewers: u64,
+}
+
 /// The rooms of one namespace.
 pub struct Rooms<'s, S: Store> {
     store: &'s mut S,
@@ -77,15 +85,19 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// `EXISTS` when the named room exists.
     pub fn create(&mut self, socket: &SocketId, room: NewRoom, details: Details) -> Result<String> {
         let room = match room {
-            NewRoom::Named(room) if self.exists(&room)? => return Err(err_exists(&room)),
+            NewRoom::Named(room) if self.taken(&room)? => return Err(err_exists(&room)),
             NewRoom::Named(room) => room.to_string(),
             NewRoom::Fresh => self.fresh_room_id()?,
         };
         let mut details = details;
         details.set_default(VISIBILITY, Visibility::Public.as_str());
         let visibility = details.visibility().unwrap_or(Visibility::Public);
+        let departure = self.plan_departure(socket)?;
+        self.check_ranking()?;
 
-        self.leave_current(socket)?;
+        if let Some(departure) = &departure {
+            self.depart(socket, departure)?;
+        }
         let mut fields = vec![(OWNER, socket.as_str())];
         fields.extend(
             details
@@ -115,24 +127,26 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// `NOROOM` when the room does not exist, `FULL` when it is at capacity.
     pub fn join(&mut self, socket: &SocketId, room: &RoomId) -> Result<Joined> {
         let visibility = self.visibility(room)?.ok_or_else(|| err_no_room(room))?;
-        let previous = self.store.hget(&self.keys.sockets(), socket)?;
-        let members = self.keys.members(room);
-        if previous.as_deref() == Some(room.as_str()) {
-            let viewers = self.store.scard(&members)?;
-            return Ok(Joined { previous, viewers });
+        let viewers = self.store.scard(&self.keys.members(room))?;
+        let departure = self.plan_departure(socket)?;
+        if let Some(departure) = departure.as_ref().filter(|d| d.room == room.as_str()) {
+            return Ok(Joined {
+                previous: Some(departure.room.clone()),
+                viewers,
+            });
         }
         if let Some(capacity) = self.store.hget(&self.keys.room(room), CAPACITY)? {
             let capacity = parse_capacity(&capacity)?;
-            if self.store.scard(&members)? >= capacity {
+            if viewers >= capacity {
                 return Err(err_full(room, capacity));
             }
         }
+        self.check_ranking()?;
 
-        if let Some(previous) = &previous {
-            self.depart(socket, previous)?;
+        if let Some(departure) = &departure {
+            self.depart(socket, departure)?;
         }
-        self.add_member(socket, room)?;
-        let viewers = self.store.scard(&members)?;
+        let viewers = viewers + u64::from(self.add_member(socket, room)?);
         if visibility == Visibility::Public {
             self.store.zadd(&self.keys.rooms(), viewers, room)?;
         }
@@ -142,7 +156,10 @@ impl<'s, S: Store> Rooms<'s, S> {
             viewers,
         });
         self.flush();
-        Ok(Joined { previous, viewers })
+        Ok(Joined {
+            previous: departure.map(|d| d.room),
+            viewers,
+        })
     }
 
     /// Takes `socket` out of its room, destroying the room if it empties.
@@ -151,9 +168,13 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// # Errors
     /// Only what the store reports.
     pub fn leave(&mut self, socket: &SocketId) -> Result<Option<String>> {
-        let left = self.leave_current(socket)?;
+        let Some(departure) = self.plan_departure(socket)? else {
+            return Ok(None);
+        };
+        self.check_ranking()?;
+        self.depart(socket, &departure)?;
         self.flush();
-        Ok(left)
+        Ok(Some(departure.room))
     }
 
     /// Sets details of a room; a change of `visibility` moves the room into or
@@ -182,6 +203,17 @@ impl<'s, S: Store> Rooms<'s, S> {
             return Err(crate::details::err_too_many_fields());
         }
         let was = stored_visibility(&existing)?;
+        let now = details.visibility().unwrap_or(was);
+        // A new rank needs the live count; read it (and check the ranking's
+        // type) before the first write.
+        let rank = match now {
+            _ if now == was => None,
+            Visibility::Public => Some(Some(self.store.scard(&self.keys.members(room))?)),
+            Visibility::Private => Some(None),
+        };
+        if rank.is_some() {
+            self.check_ranking()?;
+        }
 
         let fields: Vec<(&str, &str)> = details
             .fields()
@@ -189,15 +221,10 @@ impl<'s, S: Store> Rooms<'s, S> {
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         self.store.hset(&key, &fields)?;
-        match details.visibility() {
-            Some(Visibility::Public) if was == Visibility::Private => {
-                let viewers = self.store.scard(&self.keys.members(room))?;
-                self.store.zadd(&self.keys.rooms(), viewers, room)?;
-            }
-            Some(Visibility::Private) if was == Visibility::Public => {
-                self.store.zrem(&self.keys.rooms(), room)?;
-            }
-            _ => {}
+        match rank {
+            Some(Some(viewers)) => self.store.zadd(&self.keys.rooms(), viewers, room)?,
+            Some(None) => self.store.zrem(&self.keys.rooms(), room)?,
+            None => {}
         }
         self.pending.push(Event::Updated {
             room: room.to_string(),
@@ -293,8 +320,10 @@ impl<'s, S: Store> Rooms<'s, S> {
         })
     }
 
-    fn exists(&mut self, room: &str) -> Result<bool> {
-        self.store.exists(&self.keys.room(room))
+    /// Whether the id is in use: by a room, or by a stray member set.
+    fn taken(&mut self, room: &str) -> Result<bool> {
+        Ok(self.store.exists(&self.keys.room(room))?
+            || self.store.exists(&self.keys.members(room))?)
     }
 
     fn visibility(&mut self, room: &str) -> Result<Option<Visibility>> {
@@ -307,35 +336,50 @@ impl<'s, S: Store> Rooms<'s, S> {
     fn fresh_room_id(&mut self) -> Result<String> {
         for _ in 0..FRESH_ID_ATTEMPTS {
             let id = self.store.random_id();
-            if !self.exists(&id)? {
+            if !self.taken(&id)? {
                 return Ok(id);
             }
         }
         Err(err_invalid("could not find a free room id; try again"))
     }
 
-    fn add_member(&mut self, socket: &SocketId, room: &str) -> Result<()> {
-        self.store.sadd(&self.keys.members(room), socket)?;
+    /// Adds `socket` to the room; whether it was not a member yet.
+    fn add_member(&mut self, socket: &SocketId, room: &str) -> Result<bool> {
+        let added = self.store.sadd(&self.keys.members(room), socket)?;
         self.store
-            .hset(&self.keys.sockets(), &[(socket.as_str(), room)])
+            .hset(&self.keys.sockets(), &[(socket.as_str(), room)])?;
+        Ok(added)
     }
 
-    fn leave_current(&mut self, socket: &SocketId) -> Result<Option<String>> {
-        let current = self.store.hget(&self.keys.sockets(), socket)?;
-        if let Some(room) = &current {
-            self.depart(socket, room)?;
-        }
-        Ok(current)
+    /// Reads what taking `socket` out of its current room will need. Reading
+    /// every key before the first write also means that a key of the wrong
+    /// type fails the command before it changes anything.
+    fn plan_departure(&mut self, socket: &SocketId) -> Result<Option<Departure>> {
+        let Some(room) = self.store.hget(&self.keys.sockets(), socket)? else {
+            return Ok(None);
+        };
+        let public = self.visibility(&room)? == Some(Visibility::Public);
+        let viewers = self.store.scard(&self.keys.members(&room))?;
+        Ok(Some(Departure {
+            room,
+            public,
+            viewers,
+        }))
     }
 
-    /// Takes `socket` out of `room`, destroying the room if it empties and
-    /// otherwise setting its rank to the new count.
-    fn depart(&mut self, socket: &SocketId, room: &str) -> Result<()> {
-        let public = self.visibility(room)? == Some(Visibility::Public);
+    /// Fails, before any write, if the ranking is not a sorted set.
+    fn check_ranking(&mut self) -> Result<()> {
+        self.store.zcard(&self.keys.rooms()).map(drop)
+    }
+
+    /// Takes `socket` out of the room planned, destroying the room if it
+    /// empties and otherwise setting its rank to the new count.
+    fn depart(&mut self, socket: &SocketId, departure: &Departure) -> Result<()> {
+        let room = departure.room.as_str();
         let members = self.keys.members(room);
-        self.store.srem(&members, socket)?;
+        let removed = self.store.srem(&members, socket)?;
         self.store.hdel(&self.keys.sockets(), socket)?;
-        let viewers = self.store.scard(&members)?;
+        let viewers = departure.viewers - u64::from(removed && departure.viewers > 0);
         self.pending.push(Event::Left {
             room: room.to_owned(),
             socket: socket.to_string(),
@@ -347,7 +391,7 @@ impl<'s, S: Store> Rooms<'s, S> {
             self.pending.push(Event::Destroyed {
                 room: room.to_owned(),
             });
-        } else if public {
+        } else if departure.public {
             self.store.zadd(&self.keys.rooms(), viewers, room)?;
         }
         Ok(())

@@ -5,6 +5,10 @@
 //! [`shim_binary`] is the freshly built `violet-shim`. Processes are stopped
 //! when their handle drops.
 
+pub mod events;
+pub mod keyspace;
+pub mod workload;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,33 +24,34 @@ pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds the module and the shim in release mode, once per test process, so
-/// every test runs against the code as it is now.
-fn build_release() -> &'static Path {
-    static TARGET: OnceLock<PathBuf> = OnceLock::new();
-    TARGET.get_or_init(|| {
+/// Builds `package` in release mode, once per test process, so every test
+/// runs against the code as it is now. Returns the folder of the build.
+fn build_release(package: &str, built: &'static OnceLock<PathBuf>) -> &'static Path {
+    built.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--release", "--quiet", "-p", "violet", "-p", "violet-shim"])
+            .args(["build", "--release", "--quiet", "-p", package])
             .current_dir(workspace_root())
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "cargo build --release failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
+        assert!(status.success(), "cargo build --release -p {package} failed");
+        std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("target"));
-        target.join("release")
+            .unwrap_or_else(|| workspace_root().join("target"))
+            .join("release")
     })
 }
 
 /// The freshly built module, `target/release/libviolet.so`.
 pub fn module_path() -> PathBuf {
-    build_release().join("libviolet.so")
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    build_release("violet", &BUILT).join("libviolet.so")
 }
 
 /// The freshly built shim binary, `target/release/violet-shim`.
 pub fn shim_binary() -> PathBuf {
-    build_release().join("violet-shim")
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    build_release("violet-shim", &BUILT).join("violet-shim")
 }
 
 /// A loopback port that was free a moment ago.
@@ -140,7 +145,16 @@ impl RedisServer {
         let port = self.port.to_string();
         let mut command = Command::new("redis-server");
         command
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .arg("--loadmodule")
@@ -148,7 +162,11 @@ impl RedisServer {
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        self.child = Some(command.spawn().expect("start redis-server (is it installed?)"));
+        self.child = Some(
+            command
+                .spawn()
+                .expect("start redis-server (is it installed?)"),
+        );
         self.wait_ready();
     }
 
@@ -158,7 +176,10 @@ impl RedisServer {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("redis-server on port {} exited at start: {status}", self.port);
+                    panic!(
+                        "redis-server on port {} exited at start: {status}",
+                        self.port
+                    );
                 }
             }
             let ready = client.get_connection().and_then(|mut c| {
@@ -168,7 +189,11 @@ impl RedisServer {
             if matches!(ready, Ok(true)) {
                 return;
             }
-            assert!(Instant::now() < deadline, "redis-server on port {} did not start", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not start",
+                self.port
+            );
             sleep(Duration::from_millis(20));
         }
     }
