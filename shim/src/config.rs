@@ -1,0 +1,304 @@
+//! Settings: the command line, the `VIOLET_*` environment, and the
+//! [`Config`] that [`crate::run`] takes.
+
+use clap::Parser;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The command line of `violet-shim`. Every option can also be given as the
+/// `VIOLET_*` environment variable named in `--help`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "violet-shim",
+    version,
+    about = "Violet's WebSocket shim: browser events in, one VIOLET.* command each, live updates out",
+    long_about = "Violet's WebSocket shim: browser events in, one VIOLET.* command each, live updates out.\n\n\
+        Serves the page in --static-dir at / and WebSocket upgrades at / and /ws. Without a Redis \
+        host or --redis-url it starts its own redis-server (with the Violet module from --module) \
+        on a free loopback port and stops it on exit.\n\n\
+        As the original server did, it also takes the port and the Redis host as positional \
+        arguments: `violet-shim 8080 127.0.0.1`. Positional arguments win over the options."
+)]
+pub struct Cli {
+    /// The port to listen on (positional form of --port).
+    #[arg(value_name = "PORT")]
+    pub port_positional: Option<u16>,
+
+    /// The Redis host, `host` or `host:port` (positional form of --redis-url;
+    /// port 6379 unless given).
+    #[arg(value_name = "REDIS_HOST")]
+    pub redis_host_positional: Option<String>,
+
+    /// The port to listen on.
+    #[arg(long, env = "VIOLET_PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// The address to listen on. Loopback by default: put a reverse proxy (TLS,
+    /// compression) in front, or pass 0.0.0.0 to listen on every interface.
+    #[arg(long, env = "VIOLET_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// Redis to use, `redis://[:password@]host[:port][/db]` (`redis://user:password@...`
+    /// with ACLs). `rediss://` (TLS) needs the shim built with `--features tls`.
+    /// Without it (and without REDIS_HOST) the shim runs its own redis-server.
+    #[arg(long, env = "VIOLET_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// The Violet namespace: one app, one region.
+    #[arg(long, env = "VIOLET_NAMESPACE", default_value = "watch-party")]
+    pub namespace: String,
+
+    /// The folder served at `/` [default: `static/` in the current folder,
+    /// else the workspace's `static/`].
+    #[arg(long, env = "VIOLET_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    /// An Origin allowed to open WebSockets, such as `https://watch.example`
+    /// (repeatable; comma-separated in the environment). When none is given,
+    /// every origin is allowed. Requests with no Origin header (non-browser
+    /// clients) are always allowed.
+    #[arg(
+        long = "allowed-origin",
+        env = "VIOLET_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// The largest frame a client may send, in bytes; larger ones close the
+    /// connection with code 1009.
+    #[arg(long, env = "VIOLET_MAX_FRAME_BYTES", default_value_t = 65536)]
+    pub max_frame_bytes: usize,
+
+    /// Frames per second a connection may send over time (token bucket refill).
+    #[arg(long, env = "VIOLET_RATE_PER_SEC", default_value_t = 20.0)]
+    pub rate_per_sec: f64,
+
+    /// Frames a connection may send in a burst (token bucket size).
+    #[arg(long, env = "VIOLET_RATE_BURST", default_value_t = 40)]
+    pub rate_burst: u32,
+
+    /// Rate-limited frames, net of accepted ones, after which the connection
+    /// is closed with code 1008.
+    #[arg(long, env = "VIOLET_RATE_STRIKES", default_value_t = 50)]
+    pub rate_strikes: u32,
+
+    /// The most WebSocket connections open at once; more get 503.
+    #[arg(long, env = "VIOLET_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Milliseconds between pings to each client.
+    #[arg(long, env = "VIOLET_PING_INTERVAL_MS", default_value_t = 10_000)]
+    pub ping_interval_ms: u64,
+
+    /// Milliseconds of silence (no frame, not even a pong) after which a
+    /// client is dropped and its socket leaves its room.
+    #[arg(long, env = "VIOLET_PONG_TIMEOUT_MS", default_value_t = 30_000)]
+    pub pong_timeout_ms: u64,
+
+    /// Milliseconds a Redis command may take before the request gets
+    /// UNAVAILABLE.
+    #[arg(long, env = "VIOLET_REDIS_TIMEOUT_MS", default_value_t = 2_000)]
+    pub redis_timeout_ms: u64,
+
+    /// The Violet module for the embedded redis-server [default:
+    /// `libviolet.so` next to this executable, else `target/release/libviolet.so`].
+    #[arg(long, env = "VIOLET_MODULE")]
+    pub module: Option<PathBuf>,
+
+    /// The redis-server executable for embedded mode.
+    #[arg(long, env = "VIOLET_REDIS_SERVER", default_value = "redis-server")]
+    pub redis_server: PathBuf,
+
+    /// Log filter, such as `info` or `violet_shim=debug` [default: RUST_LOG, else `info`].
+    #[arg(long, env = "VIOLET_LOG")]
+    pub log: Option<String>,
+}
+
+/// Where the shim's Redis is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// An existing server.
+    External(String),
+    /// A redis-server the shim starts and stops itself.
+    Embedded {
+        redis_server: PathBuf,
+        module: PathBuf,
+    },
+}
+
+impl Cli {
+    /// The port to listen on: the positional PORT, else `--port`.
+    pub fn listen_port(&self) -> u16 {
+        self.port_positional.unwrap_or(self.port)
+    }
+
+    /// The Redis to use: the positional REDIS_HOST, else `--redis-url`, else
+    /// an embedded server.
+    pub fn redis_target(&self) -> RedisTarget {
+        if let Some(host) = &self.redis_host_positional {
+            let host = if host.contains(':') && !host.starts_with('[') {
+                host.clone()
+            } else {
+                format!("{host}:6379")
+            };
+            return RedisTarget::External(format!("redis://{host}/"));
+        }
+        if let Some(url) = &self.redis_url {
+            return RedisTarget::External(url.clone());
+        }
+        RedisTarget::Embedded {
+            redis_server: self.redis_server.clone(),
+            module: self.module.clone().unwrap_or_else(default_module),
+        }
+    }
+
+    /// The settings [`crate::run`] takes, given the Redis URL to use.
+    pub fn config(&self, redis_url: String) -> Config {
+        Config {
+            redis_url,
+            namespace: self.namespace.clone(),
+            static_dir: self.static_dir.clone().unwrap_or_else(default_static_dir),
+            allowed_origins: self.allowed_origins.clone(),
+            max_frame_bytes: self.max_frame_bytes.max(1),
+            rate: RateLimit {
+                per_sec: self.rate_per_sec,
+                burst: self.rate_burst,
+                strikes: self.rate_strikes,
+            },
+            max_connections: self.max_connections.max(1),
+            ping_interval: Duration::from_millis(self.ping_interval_ms.max(1)),
+            pong_timeout: Duration::from_millis(self.pong_timeout_ms.max(1)),
+            redis_timeout: Duration::from_millis(self.redis_timeout_ms.max(1)),
+            ..Config::default()
+        }
+    }
+}
+
+/// The per-connection rate limit: a token bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub per_sec: f64,
+    /// The bucket's size.
+    pub burst: u32,
+    /// Rejected frames, net of accepted ones, before the connection is closed.
+    pub strikes: u32,
+}
+
+/// Everything [`crate::run`] needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub redis_url: String,
+    pub namespace: String,
+    pub static_dir: PathBuf,
+    pub allowed_origins: Vec<String>,
+    pub max_frame_bytes: usize,
+    pub rate: RateLimit,
+    pub max_connections: usize,
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+    pub redis_timeout: Duration,
+    /// Pushes waiting for one client before it counts as too slow.
+    pub push_buffer: usize,
+    /// How long shutdown waits for connections to say goodbye.
+    pub shutdown_grace: Duration,
+    /// Fixes the shim id (12 hex characters are chosen at random when `None`).
+    pub shim_id: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            redis_url: "redis://127.0.0.1:6379/".to_owned(),
+            namespace: "watch-party".to_owned(),
+            static_dir: default_static_dir(),
+            allowed_origins: Vec::new(),
+            max_frame_bytes: 65536,
+            rate: RateLimit {
+                per_sec: 20.0,
+                burst: 40,
+                strikes: 50,
+            },
+            max_connections: 10_000,
+            ping_interval: Duration::from_secs(10),
+            pong_timeout: Duration::from_secs(30),
+            redis_timeout: Duration::from_secs(2),
+            push_buffer: 1024,
+            shutdown_grace: Duration::from_secs(10),
+            shim_id: None,
+        }
+    }
+}
+
+/// `static/` in the current folder if there is one, else the workspace's.
+pub fn default_static_dir() -> PathBuf {
+    let here = PathBuf::from("static");
+    if here.is_dir() {
+        return here;
+    }
+    workspace_root().join("static")
+}
+
+/// `libviolet.so` next to the executable if there is one, else
+/// `target/release/libviolet.so` in the current folder, else in the workspace.
+pub fn default_module() -> PathBuf {
+    const NAME: &str = "libviolet.so";
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(NAME)));
+    let candidates = [
+        beside,
+        Some(PathBuf::from("target/release").join(NAME)),
+        Some(workspace_root().join("target/release").join(NAME)),
+    ];
+    candidates
+        .iter()
+        .flatten()
+        .find(|path| path.is_file())
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("target/release").join(NAME))
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positional_arguments_as_the_original_took_them() {
+        let cli = Cli::try_parse_from(["violet-shim", "9000", "10.1.2.3"]).unwrap();
+        assert_eq!(cli.listen_port(), 9000);
+        assert_eq!(
+            cli.redis_target(),
+            RedisTarget::External("redis://10.1.2.3:6379/".into())
+        );
+        let cli = Cli::try_parse_from([
+            "violet-shim",
+            "--port",
+            "81",
+            "--redis-url",
+            "redis://:pw@h:1/",
+        ])
+        .unwrap();
+        assert_eq!(cli.listen_port(), 81);
+        assert_eq!(
+            cli.redis_target(),
+            RedisTarget::External("redis://:pw@h:1/".into())
+        );
+    }
+
+    #[test]
+    fn embedded_by_default() {
+        let cli = Cli::try_parse_from(["violet-shim"]).unwrap();
+        assert!(matches!(cli.redis_target(), RedisTarget::Embedded { .. }));
+        let config = cli.config("redis://x/".into());
+        assert_eq!(config.namespace, "watch-party");
+        assert_eq!(config.max_frame_bytes, 65536);
+    }
+}

@@ -1,0 +1,375 @@
+//! One WebSocket connection: its id, its loop, its goodbye.
+//!
+//! The socket is split into a sink and a stream, and one `tokio::select!` loop
+//! waits on the client's frames, the pushes the [`crate::fanout::Hub`] queues
+//! for it, the ping timer and shutdown. Requests are handled one at a time, in
+//! order, each with exactly one `VIOLET.*` command. However the loop ends, the
+//! socket leaves its room.
+
+use crate::protocol::{self, detail_fields, ErrorCode, Frame, Incoming, Request, ShimError};
+use crate::ratelimit::{TokenBucket, Verdict};
+use crate::Shared;
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
+use tokio::time::{timeout, Instant};
+use tracing::{debug, info, warn};
+
+/// `VIOLET.TOP`'s default count, used for `watch-top` without one.
+const TOP_DEFAULT: u64 = 10;
+
+/// How long a closing connection waits for the client's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client sent a close frame.
+    ClientClosed,
+    /// The stream ended or failed (tab closed, network gone).
+    Gone,
+    /// Nothing, not even a pong, for the pong timeout.
+    Silent,
+    /// A frame over the size limit, of this many bytes.
+    TooBig(usize),
+    /// Past the rate limit, again and again.
+    Flooding,
+    /// Could not keep up with its pushes.
+    TooSlow,
+    /// The shim is stopping.
+    Shutdown,
+}
+
+impl End {
+    /// The close frame the shim sends, if any.
+    fn close_frame(self, max_frame_bytes: usize) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            End::TooBig(size) => (
+                close_code::SIZE,
+                format!("message too big: {size} bytes, the limit is {max_frame_bytes}"),
+            ),
+            End::Flooding => (
+                close_code::POLICY,
+                "rate limit exceeded: too many messages".to_owned(),
+            ),
+            End::TooSlow => (
+                close_code::POLICY,
+                "too slow: could not keep up with updates".to_owned(),
+            ),
+            End::Shutdown => (close_code::AWAY, "server shutting down".to_owned()),
+            End::ClientClosed | End::Gone | End::Silent => return None,
+        };
+        Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })
+    }
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// Runs one upgraded connection to its end.
+pub(crate) async fn serve(ws: WebSocket, shared: Arc<Shared>, permit: OwnedSemaphorePermit) {
+    let socket_id = shared.next_socket_id();
+    let shutdown = shared.notify_shutdown.subscribe();
+    let (pushes_tx, pushes) = mpsc::channel(shared.config.push_buffer.max(1));
+    shared.hub.register(&socket_id, pushes_tx);
+    shared.metrics.connection_opened();
+    debug!(socket = %socket_id, "connected");
+
+    let (sink, stream) = ws.split();
+    let mut connection = Connection {
+        bucket: TokenBucket::new(shared.config.rate, std::time::Instant::now()),
+        socket_id,
+        shared,
+        sink,
+    };
+    let (end, stream) = connection.run(stream, pushes, shutdown).await;
+    connection.close(end, stream).await;
+    connection.leave().await;
+    connection.shared.metrics.connection_closed();
+    drop(permit);
+}
+
+struct Connection {
+    socket_id: String,
+    shared: Arc<Shared>,
+    sink: Sink,
+    bucket: TokenBucket,
+}
+
+impl Connection {
+    async fn run(
+        &mut self,
+        mut stream: Stream,
+        mut pushes: mpsc::Receiver<Utf8Bytes>,
+        mut shutdown: broadcast::Receiver<()>,
+    ) -> (End, Stream) {
+        if self.shared.is_shutting_down() {
+            return (End::Shutdown, stream);
+        }
+        let welcome = Frame::Welcome {
+            socket_id: self.socket_id.clone(),
+        };
+        if let Err(end) = self.send(welcome.to_text(None).into()).await {
+            return (end, stream);
+        }
+        let config = &self.shared.config;
+        let (ping_every, pong_timeout) = (config.ping_interval, config.pong_timeout);
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        let mut last_heard = Instant::now();
+        let end = loop {
+            let step = tokio::select! {
+                incoming = stream.next() => match incoming {
+                    Some(Ok(message)) => {
+                        last_heard = Instant::now();
+                        self.on_message(message).await
+                    }
+                    Some(Err(error)) => Err(self.on_error(error)),
+                    None => Err(End::Gone),
+                },
+                push = pushes.recv() => match push {
+                    Some(text) => self.send(text).await,
+                    None => Err(End::TooSlow),
+                },
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= pong_timeout {
+                        Err(End::Silent)
+                    } else {
+                        self.send_message(Message::Ping(Default::default())).await
+                    }
+                }
+                _ = shutdown.recv() => Err(End::Shutdown),
+            };
+            if let Err(end) = step {
+                break end;
+            }
+        };
+        (end, stream)
+    }
+
+    /// Handles one frame from the client.
+    async fn on_message(&mut self, message: Message) -> Result<(), End> {
+        let max = self.shared.config.max_frame_bytes;
+        match message {
+            Message::Text(text) => {
+                self.shared.metrics.message_in();
+                if text.len() > max {
+                    return Err(End::TooBig(text.len()));
+                }
+                if self.rate_limited().await? {
+                    return Ok(());
+                }
+                let Incoming { reference, request } = protocol::parse(&text);
+                let reply = match request {
+                    Ok(request) => self.respond(request).await.unwrap_or_else(Frame::from),
+                    Err(error) => Frame::from(error),
+                };
+                self.reply(&reply, reference.as_ref()).await
+            }
+            Message::Binary(data) => {
+                self.shared.metrics.message_in();
+                if data.len() > max {
+                    return Err(End::TooBig(data.len()));
+                }
+                if self.rate_limited().await? {
+                    return Ok(());
+                }
+                let error =
+                    ShimError::bad_request("binary frames are not supported; send JSON text");
+                self.reply(&error.into(), None).await
+            }
+            Message::Close(_) => Err(End::ClientClosed),
+            Message::Ping(_) | Message::Pong(_) => Ok(()),
+        }
+    }
+
+    /// Whether the frame is over the rate limit (and answered `RATE_LIMITED`).
+    async fn rate_limited(&mut self) -> Result<bool, End> {
+        match self.bucket.take(std::time::Instant::now()) {
+            Verdict::Allow => Ok(false),
+            Verdict::Limit => {
+                let error = ShimError::new(
+                    ErrorCode::RateLimited,
+                    "too many messages; slow down or the connection will be closed",
+                );
+                self.reply(&error.into(), None).await?;
+                Ok(true)
+            }
+            Verdict::Close => Err(End::Flooding),
+        }
+    }
+
+    /// The reply to one request: exactly one `VIOLET.*` command (none for
+    /// `unwatch-top`).
+    async fn respond(&self, request: Request) -> Result<Frame, ShimError> {
+        let violet = &self.shared.violet;
+        let hub = &self.shared.hub;
+        let me = self.socket_id.as_str();
+        Ok(match request {
+            Request::RoomCreated { details, room_id } => {
+                let fields = detail_fields(&details)?;
+                let room = violet.create(me, room_id.as_deref(), &fields).await?;
+                hub.set_room(me, Some(&room));
+                Frame::RoomCreated { room_id: room }
+            }
+            Request::RoomJoined { room_id } => {
+                let (prev_room_id, viewers) = violet.join(me, &room_id).await?;
+                hub.set_room(me, Some(&room_id));
+                Frame::RoomJoined {
+                    room_id,
+                    prev_room_id,
+                    viewers,
+                }
+            }
+            Request::RoomLeft {} => {
+                let room_id = violet.leave(me).await?;
+                hub.set_room(me, None);
+                Frame::RoomLeft { room_id }
+            }
+            Request::Top { count, offset } => Frame::Top {
+                rooms: violet.top(count, offset).await?,
+            },
+            Request::Room { room_id } => Frame::Room {
+                room: violet.room(&room_id).await?,
+            },
+            Request::Members { room_id } => {
+                let members = violet.members(&room_id).await?;
+                Frame::Members { room_id, members }
+            }
+            Request::RoomMessage { data } => {
+                let room_id = violet.say(me, &data.to_string()).await?;
+                hub.set_room(me, Some(&room_id));
+                Frame::RoomMessage { room_id }
+            }
+            Request::WatchTop { count } => {
+                let count = count.unwrap_or(TOP_DEFAULT);
+                let rooms = violet.top(Some(count), None).await?;
+                hub.watch_top(me, Some(count));
+                Frame::Top { rooms }
+            }
+            Request::UnwatchTop {} => {
+                hub.watch_top(me, None);
+                Frame::UnwatchTop {}
+            }
+        })
+    }
+
+    fn on_error(&self, error: axum::Error) -> End {
+        use std::error::Error as _;
+        use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+        let inner = error.source().and_then(|e| e.downcast_ref::<WsError>());
+        match inner {
+            Some(WsError::Capacity(CapacityError::MessageTooLong { size, .. })) => {
+                End::TooBig(*size)
+            }
+            Some(
+                WsError::ConnectionClosed
+                | WsError::AlreadyClosed
+                | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+            ) => End::Gone,
+            Some(WsError::Io(io))
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                End::Gone
+            }
+            _ => {
+                warn!(socket = %self.socket_id, %error, "WebSocket error");
+                End::Gone
+            }
+        }
+    }
+
+    async fn reply(
+        &mut self,
+        frame: &Frame,
+        reference: Option<&serde_json::Value>,
+    ) -> Result<(), End> {
+        if let Frame::Error { code, .. } = frame {
+            self.shared.metrics.error(*code);
+        }
+        self.send(frame.to_text(reference).into()).await
+    }
+
+    async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        self.send_message(Message::Text(text)).await?;
+        self.shared.metrics.message_out();
+        Ok(())
+    }
+
+    /// Sends a frame; a client that does not take it within the pong timeout
+    /// is gone.
+    async fn send_message(&mut self, message: Message) -> Result<(), End> {
+        match timeout(self.shared.config.pong_timeout, self.sink.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(End::Gone),
+        }
+    }
+
+    /// Says goodbye: a close frame with a reason when the shim ends the
+    /// connection, then waits briefly for the client's own close frame so
+    /// that the reason is not lost to a reset.
+    async fn close(&mut self, end: End, mut stream: Stream) {
+        match end {
+            End::Gone | End::Silent => {
+                debug!(socket = %self.socket_id, ?end, "disconnected");
+                return;
+            }
+            End::ClientClosed => {
+                let _ = timeout(CLOSE_WAIT, self.sink.close()).await;
+                debug!(socket = %self.socket_id, "closed by the client");
+                return;
+            }
+            _ => {}
+        }
+        let frame = end.close_frame(self.shared.config.max_frame_bytes);
+        if !matches!(end, End::Shutdown) {
+            info!(socket = %self.socket_id, ?end, "closing connection");
+        }
+        let goodbye = async {
+            if self.sink.send(Message::Close(frame)).await.is_err() {
+                return;
+            }
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+            let _ = self.sink.close().await;
+        };
+        let _ = timeout(CLOSE_WAIT, goodbye).await;
+    }
+
+    /// Takes the socket out of its room. Retried briefly while Redis is
+    /// unavailable, so that a blip does not leave a ghost viewer.
+    async fn leave(&self) {
+        self.shared.hub.unregister(&self.socket_id);
+        let mut delay = Duration::from_millis(100);
+        for attempt in 0..4 {
+            match self.shared.violet.leave(&self.socket_id).await {
+                Ok(room) => {
+                    debug!(socket = %self.socket_id, ?room, "left");
+                    return;
+                }
+                Err(error) if error.code == ErrorCode::Unavailable && attempt < 3 => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(error) => {
+                    warn!(socket = %self.socket_id, %error, "could not take the socket out of its room");
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! Fan-out: one pub/sub subscription per shim, delivered to local connections.
+//!
+//! The [`Hub`] knows, for each of this shim's connections, where to send its
+//! pushes, which room it is in and whether it watches the top rooms. That is
+//! the only room state the shim keeps; it learns it from command replies and
+//! from the namespace's events, and the module stays the one source of truth.
+//!
+//! [`subscribe`] holds the subscription to `violet:{NS}:events`,
+//! re-subscribing with backoff when Redis goes away, and hands each event to
+//! [`Hub::apply`]. [`watch_top`] pushes `top` frames to watchers, at most once
+//! per second, while events say rooms change.
+
+use crate::metrics::Metrics;
+use crate::protocol::Frame;
+use crate::redis::Violet;
+use axum::extract::ws::Utf8Bytes;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, Notify};
+use tracing::{debug, info, warn};
+
+/// How often at most watchers get a fresh `top` frame.
+pub const TOP_PUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An event of the module, as published on `violet:{NS}:events`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Event {
+    Created {
+        room: String,
+        socket: String,
+        viewers: u64,
+    },
+    Joined {
+        room: String,
+        socket: String,
+        viewers: u64,
+    },
+    Left {
+        room: String,
+        socket: String,
+        viewers: u64,
+    },
+    Destroyed {
+        room: String,
+    },
+    Updated {
+        room: String,
+        fields: BTreeMap<String, String>,
+    },
+    Message {
+        room: String,
+        socket: String,
+        data: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+struct Local {
+    pushes: mpsc::Sender<Utf8Bytes>,
+    room: Option<String>,
+    watch_top: Option<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    sockets: HashMap<String, Local>,
+    rooms: HashMap<String, BTreeSet<String>>,
+}
+
+impl State {
+    fn set_room(&mut self, socket: &str, room: Option<&str>) {
+        let Some(local) = self.sockets.get_mut(socket) else {
+            return;
+        };
+        if local.room.as_deref() == room {
+            return;
+        }
+        if let Some(old) = local.room.take() {
+            if let Some(members) = self.rooms.get_mut(&old) {
+                members.remove(socket);
+                if members.is_empty() {
+                    self.rooms.remove(&old);
+                }
+            }
+        }
+        if let Some(room) = room {
+            local.room = Some(room.to_owned());
+            self.rooms
+                .entry(room.to_owned())
+                .or_default()
+                .insert(socket.to_owned());
+        }
+    }
+
+    fn remove(&mut self, socket: &str) {
+        self.set_room(socket, None);
+        self.sockets.remove(socket);
+    }
+
+    fn members(&self, room: &str) -> Vec<String> {
+        self.rooms
+            .get(room)
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// This shim's connections: where their pushes go and which room each is in.
+pub struct Hub {
+    state: Mutex<State>,
+    top_changed: Notify,
+    metrics: Arc<Metrics>,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            top_changed: Notify::new(),
+            metrics,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // No code panics while holding the lock; if one did, the state is
+        // still a valid map.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a connection; its pushes go to `pushes`.
+    pub fn register(&self, socket: &str, pushes: mpsc::Sender<Utf8Bytes>) {
+        self.state().sockets.insert(
+            socket.to_owned(),
+            Local {
+                pushes,
+                room: None,
+                watch_top: None,
+            },
+        );
+    }
+
+    /// Removes a connection.
+    pub fn unregister(&self, socket: &str) {
+        self.state().remove(socket);
+    }
+
+    /// Records the room a reply says `socket` is in now.
+    pub fn set_room(&self, socket: &str, room: Option<&str>) {
+        self.state().set_room(socket, room);
+    }
+
+    /// The room `socket` is in, as far as this shim knows.
+    pub fn room_of(&self, socket: &str) -> Option<String> {
+        self.state()
+            .sockets
+            .get(socket)
+            .and_then(|l| l.room.clone())
+    }
+
+    /// Starts (`Some(count)`) or stops (`None`) `top` pushes to `socket`.
+    pub fn watch_top(&self, socket: &str, count: Option<u64>) {
+        if let Some(local) = self.state().sockets.get_mut(socket) {
+            local.watch_top = count;
+        }
+    }
+
+    /// The watchers of the top rooms, grouped by the count they asked for.
+    fn top_watchers(&self) -> BTreeMap<u64, Vec<String>> {
+        let mut groups: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for (socket, local) in &self.state().sockets {
+            if let Some(count) = local.watch_top {
+                groups.entry(count).or_default().push(socket.clone());
+            }
+        }
+        groups
+    }
+
+    /// Applies one event: updates where this shim's sockets are and pushes
+    /// the change to the local members of the room.
+    pub fn apply(&self, event: Event) {
+        self.metrics.event_in();
+        let mut state = self.state();
+        match event {
+            Event::Created {
+                room,
+                socket,
+                viewers,
+            }
+            | Event::Joined {
+                room,
+                socket,
+                viewers,
+            } => {
+                state.set_room(&socket, Some(&room));
+                let frame = Frame::MemberJoined {
+                    room_id: room.clone(),
+                    socket_id: socket,
+                    viewers,
+                };
+                self.push_room(&mut state, &room, &frame);
+                self.top_changed.notify_one();
+            }
+            Event::Left {
+                room,
+                socket,
+                viewers,
+            } => {
+                let frame = Frame::MemberLeft {
+                    room_id: room.clone(),
+                    socket_id: socket.clone(),
+                    viewers,
+                };
+                self.push_room(&mut state, &room, &frame);
+                let here = state.sockets.get(&socket).and_then(|l| l.room.as_deref())
+                    == Some(room.as_str());
+                if here {
+                    state.set_room(&socket, None);
+                }
+                self.top_changed.notify_one();
+            }
+            Event::Destroyed { room } => {
+                let frame = Frame::RoomDestroyed {
+                    room_id: room.clone(),
+                };
+                self.push_room(&mut state, &room, &frame);
+                for socket in state.members(&room) {
+                    state.set_room(&socket, None);
+                }
+                self.top_changed.notify_one();
+            }
+            Event::Updated { room, fields } => {
+                let frame = Frame::RoomUpdated {
+                    room_id: room.clone(),
+                    details: fields,
+                };
+                self.push_room(&mut state, &room, &frame);
+                self.top_changed.notify_one();
+            }
+            Event::Message { room, socket, data } => {
+                let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data));
+                let frame = Frame::Message {
+                    room_id: room.clone(),
+                    socket_id: socket,
+                    data,
+                };
+                self.push_room(&mut state, &room, &frame);
+            }
+            Event::Other => {}
+        }
+    }
+
+    fn push_room(&self, state: &mut State, room: &str, frame: &Frame) {
+        let members = state.members(room);
+        if members.is_empty() {
+            return;
+        }
+        let text = Utf8Bytes::from(frame.to_text(None));
+        self.push(state, &members, &text);
+    }
+
+    /// Queues `text` for each of `sockets`. A client whose queue is full is
+    /// too slow: it is dropped from the hub, which closes its connection.
+    fn push(&self, state: &mut State, sockets: &[String], text: &Utf8Bytes) {
+        for socket in sockets {
+            let Some(local) = state.sockets.get(socket) else {
+                continue;
+            };
+            if let Err(mpsc::error::TrySendError::Full(_)) = local.pushes.try_send(text.clone()) {
+                warn!(socket = %socket, "client too slow for its pushes; closing it");
+                self.metrics.slow_client();
+                state.remove(socket);
+            }
+        }
+    }
+}
+
+/// Holds the subscription to the namespace's events until shutdown,
+/// re-subscribing with backoff whenever the connection drops.
+pub async fn subscribe(
+    client: redis::Client,
+    channel: String,
+    hub: Arc<Hub>,
+    mut shutdown: broadcast::Receiver<()>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        tokio::select! {
+            () = listen(&client, &channel, &hub, &mut backoff) => {}
+            _ = shutdown.recv() => return,
+        }
+        debug!(delay = ?backoff, "re-subscribing to events");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = shutdown.recv() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn listen(client: &redis::Client, channel: &str, hub: &Hub, backoff: &mut Duration) {
+    let mut pubsub = match client.get_async_pubsub().await {
+        Ok(pubsub) => pubsub,
+        Err(error) => {
+            debug!(%error, "cannot subscribe to events yet");
+            return;
+        }
+    };
+    if let Err(error) = pubsub.subscribe(channel).await {
+        warn!(%error, "SUBSCRIBE failed");
+        return;
+    }
+    info!(channel, "subscribed to events");
+    *backoff = Duration::from_millis(50);
+    // Rooms may have changed while we were away.
+    hub.top_changed.notify_one();
+    let mut messages = pubsub.on_message();
+    while let Some(message) = messages.next().await {
+        let Ok(payload) = message.get_payload::<String>() else {
+            continue;
+        };
+        match serde_json::from_str::<Event>(&payload) {
+            Ok(event) => hub.apply(event),
+            Err(error) => warn!(%error, payload, "unreadable event"),
+        }
+    }
+    warn!(channel, "lost the events subscription");
+}
+
+/// Pushes `top` frames to watchers when rooms change, at most once per
+/// [`TOP_PUSH_INTERVAL`], with one `VIOLET.TOP` per distinct count.
+pub async fn watch_top(hub: Arc<Hub>, violet: Violet, mut shutdown: broadcast::Receiver<()>) {
+    loop {
+        tokio::select! {
+            () = hub.top_changed.notified() => {}
+            _ = shutdown.recv() => return,
+        }
+        for (count, sockets) in hub.top_watchers() {
+            match violet.top(Some(count), None).await {
+                Ok(rooms) => {
+                    let text = Utf8Bytes::from(Frame::Top { rooms }.to_text(None));
+                    let mut state = hub.state();
+                    let watching: Vec<String> = sockets
+                        .into_iter()
+                        .filter(|s| state.sockets.get(s).and_then(|l| l.watch_top) == Some(count))
+                        .collect();
+                    hub.push(&mut state, &watching, &text);
+                }
+                Err(error) => debug!(%error, "VIOLET.TOP for watchers failed"),
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(TOP_PUSH_INTERVAL) => {}
+            _ = shutdown.recv() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Hub {
+        Hub::new(Arc::new(Metrics::default()))
+    }
+
+    #[test]
+    fn events_move_local_sockets() {
+        let hub = hub();
+        let (tx, mut rx) = mpsc::channel(8);
+        hub.register("a:1", tx);
+        let joined: Event =
+            serde_json::from_str(r#"{"event":"joined","room":"r","socket":"a:1","viewers":2}"#)
+                .unwrap();
+        hub.apply(joined);
+        assert_eq!(hub.room_of("a:1").as_deref(), Some("r"));
+        let push = rx.try_recv().unwrap();
+        assert!(push.contains(r#""kind":"member-joined""#));
+        hub.apply(Event::Left {
+            room: "other".into(),
+            socket: "a:1".into(),
+            viewers: 0,
+        });
+        assert_eq!(
+            hub.room_of("a:1").as_deref(),
+            Some("r"),
+            "a stale left is ignored"
+        );
+        hub.apply(Event::Left {
+            room: "r".into(),
+            socket: "a:1".into(),
+            viewers: 1,
+        });
+        assert_eq!(hub.room_of("a:1"), None);
+        let unknown: Event = serde_json::from_str(r#"{"event":"reaped","room":"r"}"#).unwrap();
+        assert_eq!(unknown, Event::Other);
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_client() {
+        let hub = hub();
+        let (tx, mut rx) = mpsc::channel(1);
+        hub.register("a:1", tx);
+        hub.set_room("a:1", Some("r"));
+        for _ in 0..2 {
+            hub.apply(Event::Message {
+                room: "r".into(),
+                socket: "b:1".into(),
+                data: "1".into(),
+            });
+        }
+        assert!(rx.try_recv().is_ok());
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+    }
+}

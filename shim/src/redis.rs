@@ -1,0 +1,214 @@
+//! The Violet client: one method per `VIOLET.*` command the shim sends.
+//!
+//! Commands go through a [`ConnectionManager`], which reconnects by itself
+//! after Redis restarts. Every call is bounded by the configured timeout; a
+//! Redis that cannot be reached makes the call fail with `UNAVAILABLE` at once
+//! instead of queueing requests.
+
+use crate::metrics::Metrics;
+use crate::protocol::{ErrorCode, RoomInfo, ShimError};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue, RedisError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A room as `VIOLET.TOP` and `VIOLET.ROOM` return it.
+type RawRoom = (String, u64, Vec<String>);
+
+/// A handle on the module's commands for one namespace. Cheap to clone.
+#[derive(Clone)]
+pub struct Violet {
+    connection: ConnectionManager,
+    namespace: String,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Violet {
+    /// A client for `url`; it connects on first use.
+    ///
+    /// # Errors
+    /// When `url` is not a Redis URL this build can use.
+    pub fn new(
+        url: &str,
+        namespace: &str,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            connection,
+            namespace: namespace.to_owned(),
+            timeout,
+            metrics,
+        })
+    }
+
+    /// The namespace's events channel, `violet:{NS}:events`.
+    pub fn events_channel(namespace: &str) -> String {
+        format!("violet:{{{namespace}}}:events")
+    }
+
+    /// `VIOLET.CREATE NS SOCKET ROOM|* field value ...`: the new room's id.
+    ///
+    /// # Errors
+    /// `EXISTS` when `room` is taken, `BAD_REQUEST` for details the module
+    /// refuses, `UNAVAILABLE` when Redis cannot be reached.
+    pub async fn create(
+        &self,
+        socket: &str,
+        room: Option<&str>,
+        details: &[(String, String)],
+    ) -> Result<String, ShimError> {
+        let mut cmd = self.command("VIOLET.CREATE");
+        cmd.arg(socket).arg(room.unwrap_or("*"));
+        for (name, value) in details {
+            cmd.arg(name).arg(value);
+        }
+        self.call(&cmd).await
+    }
+
+    /// `VIOLET.JOIN NS SOCKET ROOM`: the room the socket was in, and the
+    /// joined room's viewers.
+    ///
+    /// # Errors
+    /// `NOROOM`, `FULL`, `BAD_REQUEST` for a malformed id, `UNAVAILABLE`.
+    pub async fn join(&self, socket: &str, room: &str) -> Result<(Option<String>, u64), ShimError> {
+        let mut cmd = self.command("VIOLET.JOIN");
+        cmd.arg(socket).arg(room);
+        self.call(&cmd).await
+    }
+
+    /// `VIOLET.LEAVE NS SOCKET`: the room left, if any.
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` when Redis cannot be reached.
+    pub async fn leave(&self, socket: &str) -> Result<Option<String>, ShimError> {
+        let mut cmd = self.command("VIOLET.LEAVE");
+        cmd.arg(socket);
+        self.call(&cmd).await
+    }
+
+    /// `VIOLET.TOP NS [COUNT n] [OFFSET k]`: public rooms, most viewers first.
+    ///
+    /// # Errors
+    /// `BAD_REQUEST` for a count over the module's maximum, `UNAVAILABLE`.
+    pub async fn top(
+        &self,
+        count: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<Vec<RoomInfo>, ShimError> {
+        let mut cmd = self.command("VIOLET.TOP");
+        if let Some(count) = count {
+            cmd.arg("COUNT").arg(count);
+        }
+        if let Some(offset) = offset {
+            cmd.arg("OFFSET").arg(offset);
+        }
+        let rooms: Vec<RawRoom> = self.call(&cmd).await?;
+        Ok(rooms.into_iter().map(room_info).collect())
+    }
+
+    /// `VIOLET.ROOM NS ROOM`: the room, or `None` when it does not exist.
+    ///
+    /// # Errors
+    /// `BAD_REQUEST` for a malformed id, `UNAVAILABLE`.
+    pub async fn room(&self, room: &str) -> Result<Option<RoomInfo>, ShimError> {
+        let mut cmd = self.command("VIOLET.ROOM");
+        cmd.arg(room);
+        let found: Option<RawRoom> = self.call(&cmd).await?;
+        Ok(found.map(room_info))
+    }
+
+    /// `VIOLET.MEMBERS NS ROOM`: the room's sockets, sorted.
+    ///
+    /// # Errors
+    /// `BAD_REQUEST` for a malformed id, `UNAVAILABLE`.
+    pub async fn members(&self, room: &str) -> Result<Vec<String>, ShimError> {
+        let mut cmd = self.command("VIOLET.MEMBERS");
+        cmd.arg(room);
+        self.call(&cmd).await
+    }
+
+    /// `VIOLET.SAY NS SOCKET DATA`: the room the message went to.
+    ///
+    /// # Errors
+    /// `NOTINROOM`, `BAD_REQUEST` for data over the module's limit, `UNAVAILABLE`.
+    pub async fn say(&self, socket: &str, data: &str) -> Result<String, ShimError> {
+        let mut cmd = self.command("VIOLET.SAY");
+        cmd.arg(socket).arg(data);
+        self.call(&cmd).await
+    }
+
+    /// `PING`.
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` when Redis does not answer.
+    pub async fn ping(&self) -> Result<(), ShimError> {
+        let _: String = self.call(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+
+    fn command(&self, name: &str) -> Cmd {
+        let mut cmd = redis::cmd(name);
+        cmd.arg(&self.namespace);
+        cmd
+    }
+
+    async fn call<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, ShimError> {
+        let mut connection = self.connection.clone();
+        let started = Instant::now();
+        let result =
+            tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut connection)).await;
+        self.metrics.redis_call(started.elapsed());
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(shim_error(&error)),
+            Err(_) => Err(ShimError::new(
+                ErrorCode::Unavailable,
+                "Redis did not answer in time; try again",
+            )),
+        }
+    }
+}
+
+fn room_info((room_id, viewers, fields): RawRoom) -> RoomInfo {
+    let mut details = std::collections::BTreeMap::new();
+    let mut fields = fields.into_iter();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        details.insert(name, value);
+    }
+    RoomInfo {
+        room_id,
+        viewers,
+        details,
+    }
+}
+
+/// The module's error codes pass through; its `ERR` is a bad request;
+/// anything that says Redis is not there (or not ready) is `UNAVAILABLE`.
+fn shim_error(error: &RedisError) -> ShimError {
+    let detail = error.detail().unwrap_or_default().to_owned();
+    let code = match error.code() {
+        Some("NOROOM") => ErrorCode::NoRoom,
+        Some("FULL") => ErrorCode::Full,
+        Some("EXISTS") => ErrorCode::Exists,
+        Some("NOTINROOM") => ErrorCode::NotInRoom,
+        Some("ERR") => ErrorCode::BadRequest,
+        Some(_) | None => {
+            tracing::debug!(%error, "Redis error");
+            return ShimError::new(
+                ErrorCode::Unavailable,
+                format!("Redis is unavailable ({}); try again", error.category()),
+            );
+        }
+    };
+    ShimError::new(code, detail)
+}
