@@ -34,7 +34,10 @@ fn build_release(package: &str, built: &'static OnceLock<PathBuf>) -> &'static P
             .current_dir(workspace_root())
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "cargo build --release -p {package} failed");
+        assert!(
+            status.success(),
+            "cargo build --release -p {package} failed"
+        );
         std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace_root().join("target"))
@@ -68,6 +71,7 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     args: Vec<String>,
+    with_module: bool,
 }
 
 impl RedisServer {
@@ -79,11 +83,22 @@ impl RedisServer {
     /// A server with extra `redis-server` arguments, such as
     /// `["--appendonly", "yes"]` or `["--replicaof", "127.0.0.1", "6379"]`.
     pub fn start_with(args: &[&str]) -> Self {
+        Self::launch(args, true)
+    }
+
+    /// A plain `redis-server` without the module, for showing that Violet's
+    /// data is ordinary Redis data.
+    pub fn start_without_module(args: &[&str]) -> Self {
+        Self::launch(args, false)
+    }
+
+    fn launch(args: &[&str], with_module: bool) -> Self {
         let mut server = Self {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("temporary folder"),
             args: args.iter().map(|a| a.to_string()).collect(),
+            with_module,
         };
         server.spawn();
         server
@@ -141,32 +156,25 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let module = module_path();
         let port = self.port.to_string();
         let mut command = Command::new("redis-server");
         command
-            .args([
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "local"])
             .arg("--dir")
-            .arg(self.dir.path())
-            .arg("--loadmodule")
-            .arg(&module)
+            .arg(self.dir.path());
+        if self.with_module {
+            command.arg("--loadmodule").arg(module_path());
+        }
+        command
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        self.child = Some(
-            command
-                .spawn()
-                .expect("start redis-server (is it installed?)"),
-        );
+        let child = command
+            .spawn()
+            .expect("start redis-server (is it installed?)");
+        self.child = Some(child);
         self.wait_ready();
     }
 
