@@ -1,0 +1,354 @@
+//! Helpers the shim's tests share: a shim running in-process on a loopback
+//! listener, WebSocket clients that match replies to requests by `ref`, and
+//! plain HTTP GETs. Everything is real; nothing is mocked.
+
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::RedisServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use violet_shim::Config;
+
+/// How long any awaited condition may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The namespace the tests use.
+pub const NS: &str = "watch-party";
+
+/// A shim serving in this process, stopped (gracefully) by [`Shim::stop`] or
+/// on drop.
+pub struct Shim {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Settings for a shim on `redis`.
+pub fn config(redis: &RedisServer) -> Config {
+    Config {
+        redis_url: redis.url(),
+        namespace: NS.to_owned(),
+        redis_timeout: Duration::from_millis(1500),
+        ..Config::default()
+    }
+}
+
+impl Shim {
+    pub async fn start(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(violet_shim::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        let shim = Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        // Wait until the events subscription is up: a create seen as a push.
+        shim.wait_subscribed().await;
+        shim
+    }
+
+    async fn wait_subscribed(&self) {
+        let mut client = self.client().await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let reply = client.request(json!({"kind": "room-created", "details": {}})).await;
+            let room = reply["room_id"].as_str().expect("room id").to_owned();
+            let pushed = client
+                .try_push(Duration::from_millis(300), |p| {
+                    p["kind"] == "member-joined" && p["room_id"] == room.as_str()
+                })
+                .await;
+            client.request(json!({"kind": "room-left"})).await;
+            if pushed.is_some() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the shim never subscribed to events");
+        }
+        client.close().await;
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.ws_url()).await
+    }
+
+    /// Stops the shim as SIGTERM would, and waits for `run` to return.
+    pub async fn stop(mut self) {
+        self.stop_inner().await;
+    }
+
+    async fn stop_inner(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(WAIT, task)
+                .await
+                .expect("the shim stops in time")
+                .expect("the shim task does not panic");
+            result.expect("run returns Ok");
+        }
+    }
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A WebSocket client of the shim.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub socket_id: String,
+    /// Frames received while waiting for something else.
+    pub pending: VecDeque<Value>,
+    next_ref: u64,
+}
+
+impl Client {
+    /// Connects and reads the welcome frame.
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        Self::welcome(ws).await
+    }
+
+    /// Connects with an `Origin` header; the HTTP error if refused.
+    pub async fn connect_with_origin(
+        url: &str,
+        origin: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let mut request = url.into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().expect("header"));
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self::welcome(ws).await)
+    }
+
+    async fn welcome(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        let mut client = Self {
+            ws,
+            socket_id: String::new(),
+            pending: VecDeque::new(),
+            next_ref: 0,
+        };
+        let welcome = client.next_frame().await;
+        assert_eq!(welcome["kind"], "welcome", "{welcome}");
+        client.socket_id = welcome["socket_id"].as_str().expect("socket id").to_owned();
+        client
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text))
+            .await
+            .expect("send a frame");
+    }
+
+    /// Sends `request` with a fresh `ref` and returns the reply carrying it.
+    pub async fn request(&mut self, mut request: Value) -> Value {
+        self.next_ref += 1;
+        let reference = json!(format!("r{}", self.next_ref));
+        request["ref"] = reference.clone();
+        self.send_text(&request.to_string()).await;
+        let reply = self.next_matching(|f| f["ref"] == reference).await;
+        reply
+    }
+
+    /// Sends raw text and returns the next frame that is not a push.
+    pub async fn raw_request(&mut self, text: &str) -> Value {
+        self.send_text(text).await;
+        self.next_matching(|f| !is_push(f)).await
+    }
+
+    /// The next frame, from the backlog or the socket.
+    pub async fn next_frame(&mut self) -> Value {
+        if let Some(frame) = self.pending.pop_front() {
+            return frame;
+        }
+        self.read_frame(WAIT).await.expect("a frame in time")
+    }
+
+    /// The first frame matching `wanted`; others are kept for later.
+    pub async fn next_matching(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        self.try_push(WAIT, wanted)
+            .await
+            .expect("the expected frame arrives in time")
+    }
+
+    /// Like [`Self::next_matching`], giving up after `within`.
+    pub async fn try_push(&mut self, within: Duration, wanted: impl Fn(&Value) -> bool) -> Option<Value> {
+        if let Some(i) = self.pending.iter().position(&wanted) {
+            return self.pending.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.read_frame(left).await?;
+            if wanted(&frame) {
+                return Some(frame);
+            }
+            self.pending.push_back(frame);
+        }
+    }
+
+    async fn read_frame(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Some(serde_json::from_str(&text).expect("frames are JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => panic!("closed by the shim: {frame:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("WebSocket error: {e}"),
+                None => panic!("the connection ended"),
+            }
+        }
+    }
+
+    /// Reads until the shim closes the connection; its close frame.
+    pub async fn closed(&mut self) -> Option<CloseFrame> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("the shim did not close the connection in time"),
+                Ok(Some(Ok(Message::Close(frame)))) => return frame,
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) | Ok(None) => return None,
+            }
+        }
+    }
+
+    /// Closes with a close frame, as a tab does.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        let _ = tokio::time::timeout(WAIT, async { while self.ws.next().await.is_some() {} }).await;
+    }
+}
+
+pub fn is_push(frame: &Value) -> bool {
+    matches!(
+        frame["kind"].as_str(),
+        Some("member-joined" | "member-left" | "room-updated" | "room-destroyed" | "message")
+    ) || (frame["kind"] == "top" && frame.get("ref").is_none())
+}
+
+/// Runs `check` until it returns true, failing after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// An async connection to the test's Redis.
+pub async fn redis_connection(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to redis")
+}
+
+/// `VIOLET.CHECK NS` is `OK`.
+pub async fn assert_consistent(redis: &RedisServer) {
+    let mut con = redis_connection(redis).await;
+    let check: String = redis::cmd("VIOLET.CHECK")
+        .arg(NS)
+        .query_async(&mut con)
+        .await
+        .expect("VIOLET.CHECK");
+    assert_eq!(check, "OK");
+}
+
+/// `VIOLET.WHERE NS socket`.
+pub async fn where_is(redis: &RedisServer, socket: &str) -> Option<String> {
+    let mut con = redis_connection(redis).await;
+    redis::cmd("VIOLET.WHERE")
+        .arg(NS)
+        .arg(socket)
+        .query_async(&mut con)
+        .await
+        .expect("VIOLET.WHERE")
+}
+
+/// `VIOLET.MEMBERS NS room`.
+pub async fn members(redis: &RedisServer, room: &str) -> Vec<String> {
+    let mut con = redis_connection(redis).await;
+    redis::cmd("VIOLET.MEMBERS")
+        .arg(NS)
+        .arg(room)
+        .query_async(&mut con)
+        .await
+        .expect("VIOLET.MEMBERS")
+}
+
+/// Whether the room exists.
+pub async fn room_exists(redis: &RedisServer, room: &str) -> bool {
+    let mut con = redis_connection(redis).await;
+    let found: redis::Value = redis::cmd("VIOLET.ROOM")
+        .arg(NS)
+        .arg(room)
+        .query_async(&mut con)
+        .await
+        .expect("VIOLET.ROOM");
+    !matches!(found, redis::Value::Nil)
+}
+
+/// A plain HTTP/1.1 GET on loopback: the status and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let work = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.expect("read");
+        String::from_utf8_lossy(&response).into_owned()
+    };
+    let response = tokio::time::timeout(WAIT, work).await.expect("HTTP answer in time");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
