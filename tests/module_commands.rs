@@ -128,7 +128,7 @@ fn create_writes_the_documented_layout() {
     let sockets: Vec<(String, String)> = ok(&mut fx.con, &["HGETALL", "violet:{wp}:sockets"]);
     assert_eq!(sockets, [("s1".into(), "ROOM:1".into())]);
     assert_eq!(
-        fx.events.next(),
+        fx.events.next_event(),
         json!({"event": "created", "room": "ROOM:1", "socket": "s1", "viewers": 1, "visibility": "public"})
     );
     fx.check();
@@ -170,16 +170,16 @@ fn create_moves_the_creator_and_destroys_its_empty_room() {
         ],
         "the old room is gone and the private room is not ranked"
     );
-    fx.events.next();
+    fx.events.next_event();
     assert_eq!(
-        fx.events.next(),
+        fx.events.next_event(),
         json!({"event": "left", "room": "old", "socket": "s1", "viewers": 0})
     );
     assert_eq!(
-        fx.events.next(),
+        fx.events.next_event(),
         json!({"event": "destroyed", "room": "old"})
     );
-    assert_eq!(fx.events.next()["event"], "created");
+    assert_eq!(fx.events.next_event()["event"], "created");
     fx.check();
 }
 
@@ -428,7 +428,7 @@ fn update_changes_details_and_visibility_moves_the_ranking() {
     let ranked: Option<f64> = ok(&mut fx.con, &["ZSCORE", "violet:{wp}:rooms", "r1"]);
     assert_eq!(ranked, None);
     assert_eq!(
-        fx.events.next(),
+        fx.events.next_event(),
         json!({"event": "updated", "room": "r1", "fields": {"title": "New", "visibility": "private"}})
     );
     let _: String = ok(
@@ -454,7 +454,7 @@ fn say_publishes_to_the_senders_room() {
     let room: String = ok(&mut fx.con, &["VIOLET.SAY", NS, "a", r#"{"text":"hi"}"#]);
     assert_eq!(room, "r1");
     assert_eq!(
-        fx.events.next(),
+        fx.events.next_event(),
         json!({"event": "message", "room": "r1", "socket": "a", "data": "{\"text\":\"hi\"}"})
     );
     fx.refused(&["VIOLET.SAY", NS, "a", &"x".repeat(64 * 1024 + 1)], "ERR");

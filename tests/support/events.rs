@@ -27,7 +27,7 @@ impl Events {
     }
 
     /// The next event.
-    pub fn next(&mut self) -> Value {
+    pub fn next_event(&mut self) -> Value {
         let reply = self
             .con
             .recv_response()
@@ -48,7 +48,7 @@ impl Events {
             .expect("PUBLISH");
         let mut events = Vec::new();
         loop {
-            let event = self.next();
+            let event = self.next_event();
             if event == marker {
                 return events;
             }
