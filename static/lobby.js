@@ -49,9 +49,9 @@ export function imageUrl(value) {
 
 /** A stable hue for a string, for placeholder artwork. */
 function hue(text) {
-  let h = 0;
-  for (const ch of text) h = (h * 31 + ch.codePointAt(0)) % 360;
-  return h;
+  let h = 2166136261;
+  for (const ch of text) h = Math.imul(h ^ ch.codePointAt(0), 16777619) >>> 0;
+  return h % 360;
 }
 
 function initials(text) {
@@ -144,6 +144,13 @@ function updateRoomCard(li, room, isCurrent) {
   );
 }
 
+/** Two or three characters that tell sockets apart: `shim:7` shows `7`. */
+function avatarText(id) {
+  const parts = id.split(':').filter(Boolean);
+  const tail = parts.length > 1 ? parts[parts.length - 1] : id;
+  return [...tail].slice(0, 3).join('').toUpperCase() || '?';
+}
+
 /** Renders the member list, marking the page's own socket. */
 export function renderMembers(list, members, selfId) {
   const sorted = [...members].sort((a, b) => (a === selfId ? -1 : b === selfId ? 1 : a.localeCompare(b)));
@@ -151,7 +158,7 @@ export function renderMembers(list, members, selfId) {
     ...sorted.map((id) => {
       const li = el('li', { class: 'member' });
       li.dataset.socketId = id;
-      const avatar = el('span', { class: 'avatar', 'aria-hidden': 'true', text: initials(id.replace(/[^\p{L}\p{N}]+/gu, ' ').trim() || id) });
+      const avatar = el('span', { class: 'avatar', 'aria-hidden': 'true', text: avatarText(id) });
       avatar.style.setProperty('--h', String(hue(id)));
       li.append(avatar, el('code', { class: 'member-id', text: id }));
       if (id === selfId) li.append(el('span', { class: 'you', text: 'you' }));
