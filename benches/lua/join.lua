@@ -1,0 +1,51 @@
+-- VIOLET.JOIN written as a Lua script, for the benchmark only: the same reads,
+-- checks, writes and events as the module's rules, in the same order.
+-- ARGV: namespace, socket, room.
+local prefix = 'violet:{' .. ARGV[1] .. '}:'
+local socket, room = ARGV[2], ARGV[3]
+local sockets, ranking, events = prefix .. 'sockets', prefix .. 'rooms', prefix .. 'events'
+local room_key = prefix .. 'room:' .. room
+local members = room_key .. ':members'
+
+local visibility = redis.call('HGET', room_key, 'visibility')
+if not visibility then
+  return redis.error_reply('NOROOM no such room "' .. room .. '"')
+end
+local viewers = redis.call('SCARD', members)
+local previous = redis.call('HGET', sockets, socket)
+local previous_key, previous_members, previous_public, previous_viewers
+if previous then
+  previous_key = prefix .. 'room:' .. previous
+  previous_members = previous_key .. ':members'
+  previous_public = redis.call('HGET', previous_key, 'visibility') == 'public'
+  previous_viewers = redis.call('SCARD', previous_members)
+end
+if previous == room then
+  return { previous, viewers }
+end
+local capacity = redis.call('HGET', room_key, 'capacity')
+if capacity and viewers >= tonumber(capacity) then
+  return redis.error_reply('FULL room "' .. room .. '" is full (capacity ' .. capacity .. ')')
+end
+redis.call('ZCARD', ranking)
+
+if previous then
+  local removed = redis.call('SREM', previous_members, socket)
+  redis.call('HDEL', sockets, socket)
+  local left = previous_viewers - removed
+  redis.call('PUBLISH', events, cjson.encode({ event = 'left', room = previous, socket = socket, viewers = left }))
+  if left == 0 then
+    redis.call('DEL', previous_key, previous_members)
+    redis.call('ZREM', ranking, previous)
+    redis.call('PUBLISH', events, cjson.encode({ event = 'destroyed', room = previous }))
+  elseif previous_public then
+    redis.call('ZADD', ranking, left, previous)
+  end
+end
+viewers = viewers + redis.call('SADD', members, socket)
+redis.call('HSET', sockets, socket, room)
+if visibility == 'public' then
+  redis.call('ZADD', ranking, viewers, room)
+end
+redis.call('PUBLISH', events, cjson.encode({ event = 'joined', room = room, socket = socket, viewers = viewers }))
+return { previous or false, viewers }
