@@ -155,9 +155,12 @@ export async function startRedis() {
   return proc;
 }
 
-/** Starts the shim against `redisUrl` on a free port and waits for GET /healthz. */
-export async function startShim(redisUrl) {
-  const port = await freePort();
+/**
+ * Starts the shim against `redisUrl` on `port` (a free one unless given) and
+ * waits for GET /healthz.
+ */
+export async function startShim(redisUrl, port = undefined) {
+  port ??= await freePort();
   const proc = new Proc('violet-shim', shimPath, [
     '--port', String(port),
     '--redis-url', redisUrl,
