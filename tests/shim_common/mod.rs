@@ -239,7 +239,15 @@ impl Client {
         loop {
             match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => panic!("the shim did not close the connection in time"),
-                Ok(Some(Ok(Message::Close(frame)))) => return frame,
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    // Keep reading, as a browser does, so that the reply to
+                    // the close frame goes out.
+                    let _ = tokio::time::timeout(WAIT, async {
+                        while let Some(Ok(_)) = self.ws.next().await {}
+                    })
+                    .await;
+                    return frame;
+                }
                 Ok(Some(Ok(_))) => continue,
                 Ok(Some(Err(_))) | Ok(None) => return None,
             }
