@@ -1,0 +1,131 @@
+//! On a real three-node Redis Cluster, `redis-cli -c` routes every command to
+//! the node that owns its namespace, each namespace's keys live in one slot,
+//! and events reach subscribers on every node.
+
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+use support::events::Events;
+use support::{free_port, RedisServer};
+
+fn node() -> RedisServer {
+    let bus = free_port().to_string();
+    RedisServer::start_with(&["--cluster-enabled", "yes", "--cluster-port", &bus])
+}
+
+/// Runs `redis-cli -c` against `port`; returns its output, one reply per line.
+fn cli(port: u16, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-c", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end()
+        .to_owned()
+}
+
+fn form_cluster(nodes: &[RedisServer]) {
+    let addresses: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port()))
+        .collect();
+    let status = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addresses)
+        .args(["--cluster-yes"])
+        .output()
+        .expect("redis-cli --cluster create");
+    assert!(status.status.success(), "{status:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for node in nodes {
+        while !cli(node.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+            assert!(Instant::now() < deadline, "the cluster never became ok");
+            sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The node that owns `key`'s slot.
+fn owner<'a>(nodes: &'a [RedisServer], key: &str) -> &'a RedisServer {
+    let slot: u16 = cli(nodes[0].port(), &["CLUSTER", "KEYSLOT", key])
+        .parse()
+        .unwrap();
+    nodes
+        .iter()
+        .find(|n| {
+            let nodes = cli(n.port(), &["CLUSTER", "NODES"]);
+            nodes.lines().any(|l| l.contains("myself") && owns(l, slot))
+        })
+        .expect("some node owns the slot")
+}
+
+fn owns(nodes_line: &str, slot: u16) -> bool {
+    nodes_line
+        .split_whitespace()
+        .skip(8)
+        .any(|range| match range.split_once('-') {
+            Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).contains(&slot),
+            None => range.parse::<u16>().ok() == Some(slot),
+        })
+}
+
+#[test]
+fn namespaces_spread_over_a_cluster_and_commands_follow_them() {
+    let nodes: Vec<RedisServer> = (0..3).map(|_| node()).collect();
+    form_cluster(&nodes);
+    let namespaces = [
+        "watch-party",
+        "eu-west",
+        "us-east",
+        "asia",
+        "games",
+        "music",
+    ];
+    let homes: Vec<u16> = namespaces
+        .iter()
+        .map(|ns| owner(&nodes, ns).port())
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = homes.iter().collect();
+    assert!(
+        distinct.len() > 1,
+        "these namespaces live on more than one node"
+    );
+
+    let entry = nodes[0].port();
+    let far = namespaces
+        .iter()
+        .position(|ns| owner(&nodes, ns).port() != entry)
+        .unwrap();
+    let mut events = Events::subscribe(&nodes[0], namespaces[far]);
+
+    for (ns, home) in namespaces.iter().zip(&homes) {
+        assert_eq!(
+            cli(entry, &["VIOLET.CREATE", ns, "s1", "lobby", "title", "Hi"]),
+            "lobby"
+        );
+        assert_eq!(cli(entry, &["VIOLET.JOIN", ns, "s2", "lobby"]), "\n2");
+        assert_eq!(cli(entry, &["VIOLET.WHERE", ns, "s2"]), "lobby");
+        assert_eq!(cli(entry, &["VIOLET.CHECK", ns]), "OK");
+        let keys = cli(*home, &["KEYS", &format!("violet:{{{ns}}}:*")]);
+        assert_eq!(
+            keys.lines().count(),
+            4,
+            "{ns}: every key on its home node: {keys}"
+        );
+        let slots: std::collections::BTreeSet<String> = keys
+            .lines()
+            .map(|k| cli(entry, &["CLUSTER", "KEYSLOT", k]))
+            .collect();
+        assert_eq!(slots.len(), 1, "{ns}: one slot for the whole namespace");
+    }
+
+    assert_eq!(
+        events.next_event()["event"],
+        "created",
+        "events cross the cluster bus"
+    );
+    assert_eq!(events.next_event()["event"], "joined");
+}
