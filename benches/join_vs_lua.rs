@@ -81,11 +81,7 @@ fn run(con: &mut redis::Connection, variant: Variant, sha: &str) -> Sample {
     for batch in 0..CALLS_PER_ROUND / PIPELINE {
         let mut pipe = redis::pipe();
         for call in 0..PIPELINE {
-            let room = if (batch * PIPELINE + call) % 2 == 0 {
-                "a"
-            } else {
-                "b"
-            };
+            let room = ["a", "b"][(batch * PIPELINE + call) & 1];
             match variant {
                 Variant::Module => pipe.cmd("VIOLET.JOIN").arg(NS).arg("mover").arg(room),
                 Variant::Lua => pipe
