@@ -1,0 +1,60 @@
+//! Operations: the static page, `/healthz`, `/metrics`.
+
+mod shim_common;
+
+use serde_json::json;
+use shim_common::*;
+use support::RedisServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_the_page_health_and_metrics() {
+    let redis = RedisServer::start();
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("index.html"), "<h1>violet test page</h1>\n").unwrap();
+    std::fs::write(site.path().join("app.js"), "console.log('violet');\n").unwrap();
+    let mut settings = config(&redis);
+    settings.static_dir = site.path().to_path_buf();
+    let shim = Shim::start(settings).await;
+
+    let (status, body) = http_get(shim.addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("violet test page"), "{body}");
+    let (status, body) = http_get(shim.addr, "/app.js").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("console.log"));
+    assert_eq!(http_get(shim.addr, "/missing.html").await.0, 404);
+    assert_eq!(http_get(shim.addr, "/../Cargo.toml").await.0, 404);
+
+    let (status, body) = http_get(shim.addr, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+
+    let mut client = shim.client().await;
+    let missing = client.request(json!({"kind": "room-joined", "room_id": "nope"})).await;
+    assert_eq!(missing["code"], "NOROOM");
+    client.request(json!({"kind": "top"})).await;
+
+    let (status, metrics) = http_get(shim.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("violet_connections_open"), 1.0);
+    // The start-up probe connection and this client.
+    assert!(value("violet_connections_total") >= 2.0);
+    assert!(value("violet_messages_in_total") >= 2.0);
+    assert!(value("violet_messages_out_total") >= 3.0);
+    assert_eq!(value("violet_errors_total{code=\"NOROOM\"}"), 1.0);
+    assert_eq!(value("violet_errors_total{code=\"FULL\"}"), 0.0);
+    assert!(value("violet_redis_latency_seconds_count") >= 2.0);
+    assert!(metrics.contains("# TYPE violet_redis_latency_seconds histogram"));
+
+    client.close().await;
+    shim.stop().await;
+    assert_consistent(&redis).await;
+}
