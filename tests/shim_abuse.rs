@@ -16,7 +16,9 @@ async fn malformed_unknown_and_binary_frames_get_errors_and_the_connection_stays
     let redis = RedisServer::start();
     let shim = Shim::start(config(&redis)).await;
     let mut client = shim.client().await;
-    let room = client.request(json!({"kind": "room-created", "details": {}})).await["room_id"]
+    let room = client
+        .request(json!({"kind": "room-created", "details": {}}))
+        .await["room_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -40,15 +42,24 @@ async fn malformed_unknown_and_binary_frames_get_errors_and_the_connection_stays
     let reply = client.request(json!({"kind": "teleport"})).await;
     assert_eq!(reply["code"], "BAD_REQUEST");
 
-    client.ws.send(Message::binary(vec![0u8, 159, 146, 150])).await.unwrap();
+    client
+        .ws
+        .send(Message::binary(vec![0u8, 159, 146, 150]))
+        .await
+        .unwrap();
     let reply = client.next_matching(|f| !is_push(f)).await;
     assert_eq!(reply["code"], "BAD_REQUEST");
     assert!(reply["message"].as_str().unwrap().contains("binary"));
 
     // Still connected, still in its room.
-    let info = client.request(json!({"kind": "room", "room_id": room})).await;
+    let info = client
+        .request(json!({"kind": "room", "room_id": room}))
+        .await;
     assert_eq!(info["room"]["viewers"], 1);
-    assert_eq!(where_is(&redis, &client.socket_id).await.as_deref(), Some(room.as_str()));
+    assert_eq!(
+        where_is(&redis, &client.socket_id).await.as_deref(),
+        Some(room.as_str())
+    );
     client.close().await;
     shim.stop().await;
     assert_consistent(&redis).await;
@@ -73,8 +84,15 @@ async fn an_oversize_frame_closes_with_1009_and_the_socket_leaves() {
     client.send_text(&big).await;
     let frame = client.closed().await.expect("a close frame");
     assert_eq!(u16::from(frame.code), 1009);
-    assert!(frame.reason.as_str().contains("too big"), "{}", frame.reason);
-    eventually("the socket left its room", || async { !room_exists(&redis, &room).await }).await;
+    assert!(
+        frame.reason.as_str().contains("too big"),
+        "{}",
+        frame.reason
+    );
+    eventually("the socket left its room", || async {
+        !room_exists(&redis, &room).await
+    })
+    .await;
 
     // Far over the limit: cut off while reading, still a 1009.
     let mut client = shim.client().await;
@@ -100,11 +118,15 @@ async fn a_flood_gets_rate_limited_then_closed_with_1008() {
     // A polite client next to the flood is not affected.
     let mut polite = shim.client().await;
     let mut flood = shim.client().await;
-    let room = flood.request(json!({"kind": "room-created", "details": {}})).await["room_id"]
+    let room = flood
+        .request(json!({"kind": "room-created", "details": {}}))
+        .await["room_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    polite.request(json!({"kind": "room-joined", "room_id": room})).await;
+    polite
+        .request(json!({"kind": "room-joined", "room_id": room}))
+        .await;
 
     let frames: Vec<Message> = (0..200)
         .map(|i| Message::text(json!({"kind": "top", "ref": i}).to_string()))
@@ -121,13 +143,19 @@ async fn a_flood_gets_rate_limited_then_closed_with_1008() {
     assert!(limited["message"].as_str().unwrap().contains("too many"));
     let frame = flood.closed().await.expect("a close frame");
     assert_eq!(u16::from(frame.code), 1008);
-    assert!(frame.reason.as_str().contains("rate limit"), "{}", frame.reason);
+    assert!(
+        frame.reason.as_str().contains("rate limit"),
+        "{}",
+        frame.reason
+    );
 
     let left = polite
         .next_matching(|f| f["kind"] == "member-left" && f["socket_id"] == flood.socket_id.as_str())
         .await;
     assert_eq!(left["viewers"], 1);
-    let info = polite.request(json!({"kind": "room", "room_id": room})).await;
+    let info = polite
+        .request(json!({"kind": "room", "room_id": room}))
+        .await;
     assert_eq!(info["room"]["viewers"], 1);
     polite.close().await;
     shim.stop().await;

@@ -17,10 +17,16 @@ async fn two_shims_share_rooms_counts_and_messages() {
     let mut b = west.client().await;
     let mut c = west.client().await;
     let prefix = |id: &str| id.split(':').next().unwrap().to_owned();
-    assert_ne!(prefix(&a.socket_id), prefix(&b.socket_id), "each shim has its own id");
+    assert_ne!(
+        prefix(&a.socket_id),
+        prefix(&b.socket_id),
+        "each shim has its own id"
+    );
     assert_eq!(prefix(&b.socket_id), prefix(&c.socket_id));
     assert_eq!(prefix(&a.socket_id).len(), 12);
-    assert!(prefix(&a.socket_id).chars().all(|ch| ch.is_ascii_hexdigit()));
+    assert!(prefix(&a.socket_id)
+        .chars()
+        .all(|ch| ch.is_ascii_hexdigit()));
 
     let room = a
         .request(json!({"kind": "room-created", "details": {"title": "Across"}}))
@@ -28,7 +34,9 @@ async fn two_shims_share_rooms_counts_and_messages() {
         .as_str()
         .unwrap()
         .to_owned();
-    let joined = b.request(json!({"kind": "room-joined", "room_id": room})).await;
+    let joined = b
+        .request(json!({"kind": "room-joined", "room_id": room}))
+        .await;
     assert_eq!(joined["viewers"], 2);
     let seen = a
         .next_matching(|f| f["kind"] == "member-joined" && f["socket_id"] == b.socket_id.as_str())
@@ -41,7 +49,8 @@ async fn two_shims_share_rooms_counts_and_messages() {
     assert_eq!(top["rooms"][0]["viewers"], 2);
 
     // A message from the west reaches both shims' members, and only them.
-    b.request(json!({"kind": "room-message", "data": {"emoji": "🍿"}})).await;
+    b.request(json!({"kind": "room-message", "data": {"emoji": "🍿"}}))
+        .await;
     let sender = b.socket_id.clone();
     for client in [&mut a, &mut b] {
         let message = client.next_matching(|f| f["kind"] == "message").await;
@@ -50,7 +59,11 @@ async fn two_shims_share_rooms_counts_and_messages() {
     }
     // C is in no room: a round trip shows it got no message.
     c.request(json!({"kind": "top"})).await;
-    assert!(c.pending.iter().all(|f| f["kind"] != "message"), "{:?}", c.pending);
+    assert!(
+        c.pending.iter().all(|f| f["kind"] != "message"),
+        "{:?}",
+        c.pending
+    );
 
     // A leaves by closing its tab on the east; the west sees the count drop.
     let a_id = a.socket_id.clone();

@@ -17,12 +17,16 @@ async fn a_close_frame_or_a_dropped_connection_leaves_the_room() {
     let mut a = shim.client().await;
     let mut b = shim.client().await;
     let mut c = shim.client().await;
-    let room = a.request(json!({"kind": "room-created", "details": {}})).await["room_id"]
+    let room = a
+        .request(json!({"kind": "room-created", "details": {}}))
+        .await["room_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    b.request(json!({"kind": "room-joined", "room_id": room})).await;
-    c.request(json!({"kind": "room-joined", "room_id": room})).await;
+    b.request(json!({"kind": "room-joined", "room_id": room}))
+        .await;
+    c.request(json!({"kind": "room-joined", "room_id": room}))
+        .await;
 
     // B closes its tab: a close frame.
     let b_id = b.socket_id.clone();
@@ -44,7 +48,10 @@ async fn a_close_frame_or_a_dropped_connection_leaves_the_room() {
     // The last one out destroys the room.
     let a_id = a.socket_id.clone();
     drop(a);
-    eventually("the room is destroyed", || async { !room_exists(&redis, &room).await }).await;
+    eventually("the room is destroyed", || async {
+        !room_exists(&redis, &room).await
+    })
+    .await;
     assert_eq!(where_is(&redis, &a_id).await, None);
     shim.stop().await;
     assert_consistent(&redis).await;
@@ -60,21 +67,28 @@ async fn a_client_that_stops_answering_pings_is_dropped() {
 
     // A client that answers pings (it keeps reading) stays.
     let mut live = shim.client().await;
-    let room = live.request(json!({"kind": "room-created", "details": {}})).await["room_id"]
+    let room = live
+        .request(json!({"kind": "room-created", "details": {}}))
+        .await["room_id"]
         .as_str()
         .unwrap()
         .to_owned();
 
     // A client that never reads again never answers a ping.
     let mut silent = shim.client().await;
-    silent.request(json!({"kind": "room-joined", "room_id": room})).await;
+    silent
+        .request(json!({"kind": "room-joined", "room_id": room}))
+        .await;
     let silent_id = silent.socket_id.clone();
     let left = live
         .next_matching(|f| f["kind"] == "member-left" && f["socket_id"] == silent_id.as_str())
         .await;
     assert_eq!(left["viewers"], 1);
     assert_eq!(where_is(&redis, &silent_id).await, None);
-    assert_eq!(where_is(&redis, &live.socket_id).await.as_deref(), Some(room.as_str()));
+    assert_eq!(
+        where_is(&redis, &live.socket_id).await.as_deref(),
+        Some(room.as_str())
+    );
 
     // The live one still works after many ping rounds.
     let info = live.request(json!({"kind": "room", "room_id": room})).await;
@@ -134,7 +148,10 @@ async fn exit_code(process: &mut Process) -> Option<i32> {
         if let Some(status) = process.0.try_wait().expect("wait") {
             return status.code();
         }
-        assert!(tokio::time::Instant::now() < deadline, "the shim did not exit in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the shim did not exit in time"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -153,11 +170,14 @@ async fn sigterm_closes_every_client_removes_every_socket_and_exits_0() {
     let url = format!("ws://127.0.0.1:{port}/");
     let mut a = Client::connect(&url).await;
     let mut b = Client::connect(&url).await;
-    let room = a.request(json!({"kind": "room-created", "details": {}})).await["room_id"]
+    let room = a
+        .request(json!({"kind": "room-created", "details": {}}))
+        .await["room_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    b.request(json!({"kind": "room-joined", "room_id": room})).await;
+    b.request(json!({"kind": "room-joined", "room_id": room}))
+        .await;
     assert_eq!(members(&redis, &room).await.len(), 2);
 
     sigterm(&process);
@@ -197,7 +217,12 @@ async fn embedded_mode_runs_its_own_redis_and_stops_it() {
     let log = dir.path().join("shim.log");
     let port = support::free_port();
     let mut process = spawn_shim(
-        &["--port", &port.to_string(), "--module", module.to_str().unwrap()],
+        &[
+            "--port",
+            &port.to_string(),
+            "--module",
+            module.to_str().unwrap(),
+        ],
         &log,
     );
     wait_healthy(port).await;
@@ -215,7 +240,9 @@ async fn embedded_mode_runs_its_own_redis_and_stops_it() {
         .expect("the embedded port in the log");
 
     let mut a = Client::connect(&format!("ws://127.0.0.1:{port}/ws")).await;
-    let room = a.request(json!({"kind": "room-created", "details": {"title": "embedded"}})).await;
+    let room = a
+        .request(json!({"kind": "room-created", "details": {"title": "embedded"}}))
+        .await;
     assert_eq!(room["kind"], "room-created", "{room}");
     let room = room["room_id"].as_str().unwrap().to_owned();
 
@@ -238,7 +265,9 @@ async fn embedded_mode_runs_its_own_redis_and_stops_it() {
     assert_eq!(u16::from(frame.code), 1001);
     assert_eq!(exit_code(&mut process).await, Some(0));
     eventually("the embedded redis-server is gone", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await.is_err()
+        tokio::net::TcpStream::connect(("127.0.0.1", redis_port))
+            .await
+            .is_err()
     })
     .await;
 }

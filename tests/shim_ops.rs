@@ -10,7 +10,11 @@ use support::RedisServer;
 async fn serves_the_page_health_and_metrics() {
     let redis = RedisServer::start();
     let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("index.html"), "<h1>violet test page</h1>\n").unwrap();
+    std::fs::write(
+        site.path().join("index.html"),
+        "<h1>violet test page</h1>\n",
+    )
+    .unwrap();
     std::fs::write(site.path().join("app.js"), "console.log('violet');\n").unwrap();
     let mut settings = config(&redis);
     settings.static_dir = site.path().to_path_buf();
@@ -29,7 +33,9 @@ async fn serves_the_page_health_and_metrics() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 
     let mut client = shim.client().await;
-    let missing = client.request(json!({"kind": "room-joined", "room_id": "nope"})).await;
+    let missing = client
+        .request(json!({"kind": "room-joined", "room_id": "nope"}))
+        .await;
     assert_eq!(missing["code"], "NOROOM");
     client.request(json!({"kind": "top"})).await;
 

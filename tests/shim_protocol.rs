@@ -34,9 +34,15 @@ async fn the_original_page_events_work_as_they_were_sent() {
     assert_eq!(details["title"], "Perfect Blue");
     assert_eq!(details["topic"], "Satoshi Kon clips");
     assert_eq!(details["thumbnail"], "url://thumbnail");
-    assert!(details.get("watchers").is_none(), "watchers is live, not stored: {details}");
+    assert!(
+        details.get("watchers").is_none(),
+        "watchers is live, not stored: {details}"
+    );
     assert_eq!(details["owner"], page.socket_id.as_str());
-    assert_eq!(where_is(&redis, &page.socket_id).await.as_deref(), Some(room.as_str()));
+    assert_eq!(
+        where_is(&redis, &page.socket_id).await.as_deref(),
+        Some(room.as_str())
+    );
     assert_ne!(page.socket_id, "Socket:1");
 
     // The room is public: it is listed.
@@ -48,7 +54,10 @@ async fn the_original_page_events_work_as_they_were_sent() {
     // connection and the socket's room are unchanged.
     let reply = page.raw_request(ORIGINAL_JOIN).await;
     assert_eq!(error_code(&reply), "NOROOM");
-    assert_eq!(where_is(&redis, &page.socket_id).await.as_deref(), Some(room.as_str()));
+    assert_eq!(
+        where_is(&redis, &page.socket_id).await.as_deref(),
+        Some(room.as_str())
+    );
 
     // A second page joins the real room, as the original join meant to.
     let mut other = shim.client().await;
@@ -61,7 +70,9 @@ async fn the_original_page_events_work_as_they_were_sent() {
     assert_eq!(joined["viewers"], 2);
     assert_eq!(joined["prev_room_id"], Value::Null);
     let push = page
-        .next_matching(|f| f["kind"] == "member-joined" && f["socket_id"] == other.socket_id.as_str())
+        .next_matching(|f| {
+            f["kind"] == "member-joined" && f["socket_id"] == other.socket_id.as_str()
+        })
         .await;
     assert_eq!(push["viewers"], 2);
     assert_eq!(push["room_id"], room.as_str());
@@ -69,7 +80,10 @@ async fn the_original_page_events_work_as_they_were_sent() {
     other.close().await;
     page.close().await;
     shim.stop().await;
-    assert!(!room_exists(&redis, &room).await, "the last one out destroys the room");
+    assert!(
+        !room_exists(&redis, &room).await,
+        "the last one out destroys the room"
+    );
     assert_consistent(&redis).await;
 }
 
@@ -81,11 +95,18 @@ async fn a_socket_is_in_one_room_and_forged_ids_are_ignored() {
     let mut b = shim.client().await;
     assert_ne!(a.socket_id, b.socket_id);
 
-    let r1 = a.request(json!({"kind": "room-created", "details": {"title": "one"}})).await;
+    let r1 = a
+        .request(json!({"kind": "room-created", "details": {"title": "one"}}))
+        .await;
     let r1 = r1["room_id"].as_str().unwrap().to_owned();
-    let r2 = a.request(json!({"kind": "room-created", "details": {"title": "two"}})).await;
+    let r2 = a
+        .request(json!({"kind": "room-created", "details": {"title": "two"}}))
+        .await;
     let r2 = r2["room_id"].as_str().unwrap().to_owned();
-    assert!(!room_exists(&redis, &r1).await, "creating moved the socket out of r1");
+    assert!(
+        !room_exists(&redis, &r1).await,
+        "creating moved the socket out of r1"
+    );
     assert_eq!(members(&redis, &r2).await, vec![a.socket_id.clone()]);
 
     // B claims to be A and to come from r1: both are ignored.
@@ -99,23 +120,31 @@ async fn a_socket_is_in_one_room_and_forged_ids_are_ignored() {
     assert_eq!(members(&redis, &r2).await, expected);
 
     // B leaves (still claiming to be A): only B leaves.
-    let left = b.request(json!({"kind": "room-left", "socket_id": a.socket_id})).await;
+    let left = b
+        .request(json!({"kind": "room-left", "socket_id": a.socket_id}))
+        .await;
     assert_eq!(left["room_id"], r2.as_str());
     assert_eq!(members(&redis, &r2).await, vec![a.socket_id.clone()]);
     let left = b.request(json!({"kind": "room-left"})).await;
     assert_eq!(left["room_id"], Value::Null);
 
     // Joining the room you are in changes nothing; prev_room_id is that room.
-    let again = a.request(json!({"kind": "room-joined", "room_id": r2})).await;
+    let again = a
+        .request(json!({"kind": "room-joined", "room_id": r2}))
+        .await;
     assert_eq!(again["prev_room_id"], r2.as_str());
     assert_eq!(again["viewers"], 1);
 
     // Moving from room to room.
-    let r3 = b.request(json!({"kind": "room-created", "details": {}})).await["room_id"]
+    let r3 = b
+        .request(json!({"kind": "room-created", "details": {}}))
+        .await["room_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let moved = a.request(json!({"kind": "room-joined", "room_id": r3})).await;
+    let moved = a
+        .request(json!({"kind": "room-joined", "room_id": r3}))
+        .await;
     assert_eq!(moved["prev_room_id"], r2.as_str());
     assert!(!room_exists(&redis, &r2).await);
 
@@ -139,25 +168,37 @@ async fn every_request_gets_its_reply_or_error() {
         .await;
     assert_eq!(created["room_id"], "lobby");
     assert!(created["ref"].is_string(), "ref echoed: {created}");
-    let taken = b.request(json!({"kind": "room-created", "room_id": "lobby", "details": {}})).await;
+    let taken = b
+        .request(json!({"kind": "room-created", "room_id": "lobby", "details": {}}))
+        .await;
     assert_eq!(error_code(&taken), "EXISTS");
     assert!(taken["ref"].is_string());
 
     let info = b.request(json!({"kind": "room", "room_id": "lobby"})).await;
     assert_eq!(info["room"]["details"]["capacity"], "2");
     assert_eq!(info["room"]["details"]["mature"], "false");
-    let none = b.request(json!({"kind": "room", "room_id": "nowhere"})).await;
+    let none = b
+        .request(json!({"kind": "room", "room_id": "nowhere"}))
+        .await;
     assert_eq!(none["room"], Value::Null);
 
     // Private rooms can be joined, and are not listed.
-    let joined = b.request(json!({"kind": "room-joined", "room_id": "lobby"})).await;
+    let joined = b
+        .request(json!({"kind": "room-joined", "room_id": "lobby"}))
+        .await;
     assert_eq!(joined["viewers"], 2);
-    let top = c.request(json!({"kind": "top", "count": 5, "offset": 0})).await;
+    let top = c
+        .request(json!({"kind": "top", "count": 5, "offset": 0}))
+        .await;
     assert_eq!(top["rooms"], json!([]));
-    let full = c.request(json!({"kind": "room-joined", "room_id": "lobby"})).await;
+    let full = c
+        .request(json!({"kind": "room-joined", "room_id": "lobby"}))
+        .await;
     assert_eq!(error_code(&full), "FULL");
 
-    let listed = c.request(json!({"kind": "members", "room_id": "lobby"})).await;
+    let listed = c
+        .request(json!({"kind": "members", "room_id": "lobby"}))
+        .await;
     let mut expected = vec![a.socket_id.clone(), b.socket_id.clone()];
     expected.sort();
     assert_eq!(listed["members"], json!(expected));
@@ -165,7 +206,9 @@ async fn every_request_gets_its_reply_or_error() {
 
     // Messages: any JSON, to every member, the sender included.
     let data = json!({"text": "hello", "at": [1, 2.5, null]});
-    let ack = a.request(json!({"kind": "room-message", "data": data})).await;
+    let ack = a
+        .request(json!({"kind": "room-message", "data": data}))
+        .await;
     assert_eq!(ack["kind"], "room-message");
     assert_eq!(ack["room_id"], "lobby");
     for client in [&mut a, &mut b] {
@@ -173,7 +216,9 @@ async fn every_request_gets_its_reply_or_error() {
         assert_eq!(message["data"], data);
         assert_eq!(message["room_id"], "lobby");
     }
-    let stray = c.request(json!({"kind": "room-message", "data": "hi"})).await;
+    let stray = c
+        .request(json!({"kind": "room-message", "data": "hi"}))
+        .await;
     assert_eq!(error_code(&stray), "NOTINROOM");
 
     // Bad input: wrong types, refused fields, unknown rooms.
@@ -192,7 +237,9 @@ async fn every_request_gets_its_reply_or_error() {
         let reply = c.request(bad.clone()).await;
         assert_eq!(error_code(&reply), "BAD_REQUEST", "{bad} -> {reply}");
     }
-    let missing = c.request(json!({"kind": "room-joined", "room_id": "gone"})).await;
+    let missing = c
+        .request(json!({"kind": "room-joined", "room_id": "gone"}))
+        .await;
     assert_eq!(error_code(&missing), "NOROOM");
     assert_eq!(where_is(&redis, &c.socket_id).await, None);
 
@@ -229,14 +276,22 @@ async fn watch_top_pushes_changes_until_unwatched() {
     let mut watcher = shim.client().await;
     let mut host = shim.client().await;
 
-    let first = watcher.request(json!({"kind": "watch-top", "count": 3})).await;
+    let first = watcher
+        .request(json!({"kind": "watch-top", "count": 3}))
+        .await;
     assert_eq!(first["kind"], "top");
     assert_eq!(first["rooms"], json!([]));
 
-    let room = host.request(json!({"kind": "room-created", "details": {"title": "Live"}})).await;
+    let room = host
+        .request(json!({"kind": "room-created", "details": {"title": "Live"}}))
+        .await;
     let room = room["room_id"].as_str().unwrap().to_owned();
     let pushed = watcher
-        .next_matching(|f| f["kind"] == "top" && f.get("ref").is_none() && f["rooms"][0]["room_id"] == room.as_str())
+        .next_matching(|f| {
+            f["kind"] == "top"
+                && f.get("ref").is_none()
+                && f["rooms"][0]["room_id"] == room.as_str()
+        })
         .await;
     assert_eq!(pushed["rooms"][0]["viewers"], 1);
     assert_eq!(pushed["rooms"][0]["details"]["title"], "Live");
@@ -247,10 +302,14 @@ async fn watch_top_pushes_changes_until_unwatched() {
     host.request(json!({"kind": "room-left"})).await;
     // A request after the change: had a push been sent, it would come first.
     let mut probe = shim.client().await;
-    probe.request(json!({"kind": "room-created", "details": {}})).await;
+    probe
+        .request(json!({"kind": "room-created", "details": {}}))
+        .await;
     probe.request(json!({"kind": "room-left"})).await;
     let late = watcher
-        .try_push(std::time::Duration::from_millis(1500), |f| f["kind"] == "top")
+        .try_push(std::time::Duration::from_millis(1500), |f| {
+            f["kind"] == "top"
+        })
         .await;
     assert!(late.is_none(), "no pushes after unwatch-top: {late:?}");
 

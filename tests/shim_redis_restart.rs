@@ -17,14 +17,17 @@ async fn requests_get_unavailable_while_redis_is_down_then_work_again() {
     let shim = Shim::start(settings).await;
     let mut a = shim.client().await;
     let mut b = shim.client().await;
-    a.request(json!({"kind": "room-created", "details": {}})).await;
+    a.request(json!({"kind": "room-created", "details": {}}))
+        .await;
     assert_eq!(http_get(shim.addr, "/healthz").await.0, 200);
 
     redis.kill();
     let down = a.request(json!({"kind": "top"})).await;
     assert_eq!(down["kind"], "error", "{down}");
     assert_eq!(down["code"], "UNAVAILABLE");
-    let down = b.request(json!({"kind": "room-created", "details": {}})).await;
+    let down = b
+        .request(json!({"kind": "room-created", "details": {}}))
+        .await;
     assert_eq!(down["code"], "UNAVAILABLE");
     assert_eq!(http_get(shim.addr, "/healthz").await.0, 503);
 
@@ -32,12 +35,17 @@ async fn requests_get_unavailable_while_redis_is_down_then_work_again() {
     // Commands come back...
     let deadline = tokio::time::Instant::now() + WAIT;
     let room = loop {
-        let reply = a.request(json!({"kind": "room-created", "details": {}})).await;
+        let reply = a
+            .request(json!({"kind": "room-created", "details": {}}))
+            .await;
         if reply["kind"] == "room-created" {
             break reply["room_id"].as_str().unwrap().to_owned();
         }
         assert_eq!(reply["code"], "UNAVAILABLE", "{reply}");
-        assert!(tokio::time::Instant::now() < deadline, "Redis never came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Redis never came back"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(http_get(shim.addr, "/healthz").await.0, 200);
@@ -45,7 +53,9 @@ async fn requests_get_unavailable_while_redis_is_down_then_work_again() {
     // ...and so do pushes, once the shim has re-subscribed.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let joined = b.request(json!({"kind": "room-joined", "room_id": room})).await;
+        let joined = b
+            .request(json!({"kind": "room-joined", "room_id": room}))
+            .await;
         assert_eq!(joined["kind"], "room-joined", "{joined}");
         let b_id = b.socket_id.clone();
         let pushed = a
@@ -57,7 +67,10 @@ async fn requests_get_unavailable_while_redis_is_down_then_work_again() {
             break;
         }
         b.request(json!({"kind": "room-left"})).await;
-        assert!(tokio::time::Instant::now() < deadline, "pushes never came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pushes never came back"
+        );
     }
 
     a.close().await;

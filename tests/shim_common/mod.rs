@@ -67,7 +67,9 @@ impl Shim {
         let mut client = self.client().await;
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let reply = client.request(json!({"kind": "room-created", "details": {}})).await;
+            let reply = client
+                .request(json!({"kind": "room-created", "details": {}}))
+                .await;
             let room = reply["room_id"].as_str().expect("room id").to_owned();
             let pushed = client
                 .try_push(Duration::from_millis(300), |p| {
@@ -78,7 +80,10 @@ impl Shim {
             if pushed.is_some() {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "the shim never subscribed to events");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the shim never subscribed to events"
+            );
         }
         client.close().await;
     }
@@ -202,7 +207,11 @@ impl Client {
     }
 
     /// Like [`Self::next_matching`], giving up after `within`.
-    pub async fn try_push(&mut self, within: Duration, wanted: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub async fn try_push(
+        &mut self,
+        within: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         if let Some(i) = self.pending.iter().position(&wanted) {
             return self.pending.remove(i);
         }
@@ -220,7 +229,9 @@ impl Client {
     async fn read_frame(&mut self, within: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let message = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
             match message {
                 Some(Ok(Message::Text(text))) => {
                     return Some(serde_json::from_str(&text).expect("frames are JSON"))
@@ -279,7 +290,10 @@ where
         if check().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -348,7 +362,9 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         stream.read_to_end(&mut response).await.expect("read");
         String::from_utf8_lossy(&response).into_owned()
     };
-    let response = tokio::time::timeout(WAIT, work).await.expect("HTTP answer in time");
+    let response = tokio::time::timeout(WAIT, work)
+        .await
+        .expect("HTTP answer in time");
     let status = response
         .split_whitespace()
         .nth(1)
