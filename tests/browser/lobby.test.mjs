@@ -174,7 +174,7 @@ describe('lobby page', () => {
     const after = await text(page.getByTestId('socket-id'));
     assert.notEqual(after, before, 'a new connection has a new socket id');
 
-    // It works again: a private room made now is not listed, but is joined.
+    // It works again: a private room made now.
     const title = `After the restart ${Date.now()}`;
     await page.getByLabel('Title', { exact: true }).fill(title);
     await page.getByLabel(/Private/).check();
@@ -182,7 +182,19 @@ describe('lobby page', () => {
     await hasText(page.getByTestId('room-title'), title);
     await hasText(page.getByTestId('room-visibility'), 'Private');
     await hasText(page.getByTestId('viewer-count'), '1');
-    assert.equal(await card(page, title).count(), 0, 'private rooms are not listed');
+    const roomId = await text(page.getByTestId('room-id'));
+
+    // Someone else does not see it in the lobby, but joins it by typing its id.
+    const friend = await openLobby();
+    await friend.getByTestId('rooms-summary').filter({ hasNotText: 'Loading' }).waitFor({ timeout: WAIT });
+    assert.equal(await card(friend, title).count(), 0, 'private rooms are not listed');
+    await friend.getByLabel('Room id', { exact: true }).fill(roomId);
+    await friend.getByRole('button', { name: 'Join', exact: true }).click();
+    await hasText(friend.getByTestId('room-title'), title);
+    await hasText(friend.getByTestId('viewer-count'), '2');
+    await hasText(page.getByTestId('viewer-count'), '2');
+    await friend.close();
+    await hasText(page.getByTestId('viewer-count'), '1');
     await page.close();
   });
 
