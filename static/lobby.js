@@ -144,11 +144,11 @@ function updateRoomCard(li, room, isCurrent) {
   );
 }
 
-/** Two or three characters that tell sockets apart: `shim:7` shows `7`. */
+/** A few characters that tell sockets apart: `shim:7` shows `7`. */
 function avatarText(id) {
   const parts = id.split(':').filter(Boolean);
-  const tail = parts.length > 1 ? parts[parts.length - 1] : id;
-  return [...tail].slice(0, 3).join('').toUpperCase() || '?';
+  const tail = parts.length > 1 ? [...parts[parts.length - 1]].slice(-3) : [...id].slice(0, 2);
+  return tail.join('').toUpperCase() || '?';
 }
 
 /** Renders the member list, marking the page's own socket. */
