@@ -61,8 +61,8 @@ async fn a_close_frame_or_a_dropped_connection_leaves_the_room() {
 async fn a_client_that_stops_answering_pings_is_dropped() {
     let redis = RedisServer::start();
     let mut settings = config(&redis);
-    settings.ping_interval = Duration::from_millis(100);
-    settings.pong_timeout = Duration::from_millis(600);
+    settings.ping_interval = Duration::from_millis(200);
+    settings.pong_timeout = Duration::from_millis(1500);
     let shim = Shim::start(settings).await;
 
     // A client that answers pings (it keeps reading) stays.

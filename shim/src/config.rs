@@ -40,8 +40,9 @@ pub struct Cli {
     pub bind: IpAddr,
 
     /// Redis to use, `redis://[:password@]host[:port][/db]` (`redis://user:password@...`
-    /// with ACLs). `rediss://` (TLS) needs the shim built with `--features tls`.
-    /// Without it (and without REDIS_HOST) the shim runs its own redis-server.
+    /// with ACLs). `rediss://` (TLS) is not built in: reach a TLS-only Redis
+    /// through a local TLS tunnel. Without this option (and without REDIS_HOST)
+    /// the shim runs its own redis-server.
     #[arg(long, env = "VIOLET_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -137,7 +138,11 @@ impl Cli {
     /// an embedded server.
     pub fn redis_target(&self) -> RedisTarget {
         if let Some(host) = &self.redis_host_positional {
-            let host = if host.contains(':') && !host.starts_with('[') {
+            let has_port = match host.strip_prefix('[') {
+                Some(v6) => v6.contains("]:"),
+                None => host.contains(':'),
+            };
+            let host = if has_port {
                 host.clone()
             } else {
                 format!("{host}:6379")

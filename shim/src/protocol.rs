@@ -9,6 +9,11 @@
 //! {"kind":"welcome","socket_id":"3f9a0c12be77:1"}
 //! ```
 //!
+//! When the shim is started with `--allowed-origin`, an upgrade whose
+//! `Origin` header is not in that list is refused with HTTP 403 (requests
+//! without an `Origin`, which browsers always send, are not browsers and are
+//! let in). Past `--max-connections` open connections, upgrades get 503.
+//!
 //! A socket id is `<shim-id>:<n>`: the shim id is 12 random hex characters
 //! chosen when the shim starts, so ids are unique across shims. Ids a client
 //! sends (`socket_id`, `prev_room_id`) are ignored: a connection always acts
@@ -93,6 +98,8 @@
 //! | `BAD_REQUEST` | malformed JSON, not an object, unknown `kind`, a field of the wrong type, a binary frame, or input the module refused (`ERR`) |
 //! | `RATE_LIMITED` | too many frames; slow down |
 //! | `UNAVAILABLE` | Redis cannot be reached right now; try again |
+//!
+//! `RATE_LIMITED` errors carry no `ref`: a frame over the limit is not read.
 //!
 //! After an error the connection stays open, except that:
 //!
