@@ -200,3 +200,34 @@ async fn origins_outside_the_allowed_list_are_refused_with_403() {
     allowed.close().await;
     shim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_past_the_connection_limit_get_503() {
+    let redis = RedisServer::start();
+    let mut settings = config(&redis);
+    settings.max_connections = 1;
+    let shim = Shim::start(settings).await;
+
+    // The start-up probe's slot frees once its socket has left its room.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut first = loop {
+        match Client::connect_with_origin(&shim.ws_url(), "http://violet.test").await {
+            Ok(client) => break client,
+            Err(_) => {
+                assert!(tokio::time::Instant::now() < deadline, "no slot freed");
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+        }
+    };
+    match Client::connect_with_origin(&shim.ws_url(), "http://violet.test").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+        }
+        Err(other) => panic!("expected a 503, got {other}"),
+        Ok(_) => panic!("a second connection was let in"),
+    }
+    let top = first.request(json!({"kind": "top"})).await;
+    assert_eq!(top["kind"], "top");
+    first.close().await;
+    shim.stop().await;
+}

@@ -162,7 +162,8 @@ async fn sigterm_closes_every_client_removes_every_socket_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let port = support::free_port();
     let mut process = spawn_shim(
-        &["--port", &port.to_string(), "--redis-url", &redis.url()],
+        // Positional, as the original server took them: PORT REDIS_HOST.
+        &[&port.to_string(), &format!("127.0.0.1:{}", redis.port())],
         &dir.path().join("shim.log"),
     );
     wait_healthy(port).await;
