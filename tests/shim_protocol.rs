@@ -257,6 +257,11 @@ async fn every_request_gets_its_reply_or_error() {
     assert_eq!(updated["details"], json!({"title": "Renamed"}));
     let left = a.request(json!({"kind": "room-left"})).await;
     assert_eq!(left["room_id"], "lobby");
+    let a_id = a.socket_id.clone();
+    let own = a
+        .next_matching(|f| f["kind"] == "member-left" && f["socket_id"] == a_id.as_str())
+        .await;
+    assert_eq!(own["room_id"], "lobby", "a socket hears of its own leaving");
     let gone = b
         .next_matching(|f| f["kind"] == "member-left" && f["socket_id"] == a.socket_id.as_str())
         .await;

@@ -218,7 +218,14 @@ impl Hub {
                     socket_id: socket.clone(),
                     viewers,
                 };
-                self.push_room(&mut state, &room, &frame);
+                // The socket that left hears of it too, whether or not the
+                // reply that moved it has already been recorded.
+                let mut recipients = state.members(&room);
+                if state.sockets.contains_key(&socket) && !recipients.contains(&socket) {
+                    recipients.push(socket.clone());
+                }
+                let text = Utf8Bytes::from(frame.to_text(None));
+                self.push(&mut state, &recipients, &text);
                 let here = state.sockets.get(&socket).and_then(|l| l.room.as_deref())
                     == Some(room.as_str());
                 if here {
