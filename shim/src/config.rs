@@ -40,9 +40,10 @@ pub struct Cli {
     pub bind: IpAddr,
 
     /// Redis to use, `redis://[:password@]host[:port][/db]` (`redis://user:password@...`
-    /// with ACLs). `rediss://` (TLS) is not built in: reach a TLS-only Redis
-    /// through a local TLS tunnel. Without this option (and without REDIS_HOST)
-    /// the shim runs its own redis-server.
+    /// with ACLs), or `rediss://...` for TLS, checked against the system's
+    /// certificate authorities (`rediss://...#insecure` skips the check, for
+    /// testing only). Without this option (and without REDIS_HOST) the shim
+    /// runs its own redis-server.
     #[arg(long, env = "VIOLET_REDIS_URL")]
     pub redis_url: Option<String>,
 

@@ -70,7 +70,9 @@ impl Shim {
             let reply = client
                 .request(json!({"kind": "room-created", "details": {}}))
                 .await;
-            let room = reply["room_id"].as_str().expect("room id").to_owned();
+            let Some(room) = reply["room_id"].as_str().map(str::to_owned) else {
+                panic!("the shim could not create a room: {reply}");
+            };
             let pushed = client
                 .try_push(Duration::from_millis(300), |p| {
                     p["kind"] == "member-joined" && p["room_id"] == room.as_str()
