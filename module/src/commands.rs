@@ -180,7 +180,7 @@ fn room(arg: &RedisString) -> Result<RoomId, VioletError> {
 
 /// `field value` pairs; a missing value is an arity error, as with `HSET`.
 fn details(rest: Vec<RedisString>, at_least_one: bool) -> Result<Details, RedisError> {
-    if rest.len() % 2 != 0 || (at_least_one && rest.is_empty()) {
+    if !rest.len().is_multiple_of(2) || (at_least_one && rest.is_empty()) {
         return Err(RedisError::WrongArity);
     }
     let pairs = rest
