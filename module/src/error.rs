@@ -102,6 +102,14 @@ pub fn err_redis(reply: &str) -> VioletError {
     }
 }
 
+/// A key of the layout holds another type (it was overwritten by hand).
+pub fn err_wrong_type() -> VioletError {
+    VioletError::new(
+        "WRONGTYPE",
+        "Operation against a key holding the wrong kind of value",
+    )
+}
+
 /// A bug in Violet: a panic was caught before it could reach Redis.
 pub fn err_internal() -> VioletError {
     VioletError::new(

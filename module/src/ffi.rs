@@ -1,6 +1,6 @@
-//! The only `unsafe` in Violet: two Redis APIs that the safe bindings lack.
+//! The only `unsafe` in Violet: the few Redis APIs that the safe bindings lack.
 
-use redis_module::{raw, Context};
+use redis_module::{raw, Context, KeyType, RedisString};
 use std::os::raw::c_char;
 
 /// Publishes `message` on `channel` (`RedisModule_PublishMessage`). Unlike a
@@ -41,4 +41,24 @@ pub fn random_hex<const N: usize>() -> String {
             }
         })
         .collect()
+}
+
+/// The type and element count of `key`, read from the key itself
+/// (`RedisModule_OpenKey`, `KeyType`, `ValueLength`) without running a
+/// command. A missing key is `Empty` with no elements.
+pub fn key_shape(ctx: &Context, key: &RedisString) -> (KeyType, u64) {
+    let handle = raw::open_key(ctx.ctx, key.inner, raw::KeyMode::READ);
+    if handle.is_null() {
+        return (KeyType::Empty, 0);
+    }
+    // SAFETY: `handle` is a key opened just above and closed just below; the
+    // function pointers are set at load and only read afterwards.
+    let (kind, length) = unsafe {
+        (
+            raw::RedisModule_KeyType.map_or(0, |f| f(handle)),
+            raw::RedisModule_ValueLength.map_or(0, |f| f(handle)),
+        )
+    };
+    raw::close_key(handle);
+    (KeyType::from(kind), length as u64)
 }

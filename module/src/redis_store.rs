@@ -1,16 +1,18 @@
 //! The [`Store`] that runs inside Redis, for the module's commands.
 //!
-//! Each operation is one `RedisModule_Call`. Writes are called with
+//! Point reads (`HGET`, `SCARD`, `ZCARD`, `EXISTS`) read the key directly
+//! through the module API, which costs far less than a command; every other
+//! operation is one `RedisModule_Call`. Writes are called with
 //! replication on, so replicas and the AOF receive the plain effects (`SADD`,
 //! `HSET`, `ZADD`, ... wrapped in `MULTI`/`EXEC` by Redis), never `VIOLET.*`
 //! itself: a room created with `*` replicates with its concrete id, and an AOF
 //! loads even where the module is not. Events are published without being
 //! replicated.
 
-use crate::error::{err_redis, Result};
+use crate::error::{err_redis, err_wrong_type, Result};
 use crate::ffi;
 use crate::store::Store;
-use redis_module::{CallOptions, CallOptionsBuilder, CallReply, CallResult, Context};
+use redis_module::{CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, KeyType};
 
 /// How many keys one `SCAN` step asks for in `keys_with_prefix`.
 const SCAN_BATCH: &str = "1000";
@@ -59,6 +61,15 @@ impl<'c> RedisStore<'c> {
 
     fn write(&self, command: &str, args: &[&str]) -> Result<i64> {
         self.call(&self.write, command, args, integer)
+    }
+
+    /// The number of elements of `key`, which must be of type `kind` or missing.
+    fn length(&self, key: &str, kind: KeyType) -> Result<u64> {
+        match ffi::key_shape(self.ctx, &self.ctx.create_string(key)) {
+            (KeyType::Empty, _) => Ok(0),
+            (found, length) if found == kind => Ok(length),
+            _ => Err(err_wrong_type()),
+        }
     }
 }
 
@@ -126,7 +137,7 @@ impl Store for RedisStore<'_> {
     }
 
     fn scard(&mut self, key: &str) -> Result<u64> {
-        self.read("SCARD", &[key], integer).map(|n| n.max(0) as u64)
+        self.length(key, KeyType::Set)
     }
 
     fn sismember(&mut self, key: &str, member: &str) -> Result<bool> {
@@ -139,7 +150,15 @@ impl Store for RedisStore<'_> {
     }
 
     fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>> {
-        self.read("HGET", &[key, field], optional_text)
+        let key = self.ctx.open_key(&self.ctx.create_string(key));
+        match key.key_type() {
+            KeyType::Empty => Ok(None),
+            KeyType::Hash => key
+                .hash_get(field)
+                .map(|value| value.map(|v| String::from_utf8_lossy(v.as_slice()).into_owned()))
+                .map_err(|e| err_redis(&e.to_string())),
+            _ => Err(err_wrong_type()),
+        }
     }
 
     fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>> {
@@ -186,11 +205,12 @@ impl Store for RedisStore<'_> {
     }
 
     fn zcard(&mut self, key: &str) -> Result<u64> {
-        self.read("ZCARD", &[key], integer).map(|n| n.max(0) as u64)
+        self.length(key, KeyType::ZSet)
     }
 
     fn exists(&mut self, key: &str) -> Result<bool> {
-        self.read("EXISTS", &[key], integer).map(|n| n == 1)
+        let (kind, _) = ffi::key_shape(self.ctx, &self.ctx.create_string(key));
+        Ok(kind != KeyType::Empty)
     }
 
     fn del(&mut self, keys: &[&str]) -> Result<()> {
