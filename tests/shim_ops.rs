@@ -64,3 +64,27 @@ async fn serves_the_page_health_and_metrics() {
     shim.stop().await;
     assert_consistent(&redis).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_without_the_module_is_reported_unavailable() {
+    let redis = RedisServer::start_without_module(&[]);
+    let shim = Shim::launch(config(&redis)).await;
+    let (status, body) = http_get(shim.addr, "/healthz").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("module is not loaded"), "{body}");
+
+    let mut client = shim.client().await;
+    let reply = client
+        .request(json!({"kind": "room-created", "details": {}}))
+        .await;
+    assert_eq!(reply["code"], "UNAVAILABLE", "{reply}");
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("module is not loaded"),
+        "{reply}"
+    );
+    client.close().await;
+    shim.stop().await;
+}

@@ -147,12 +147,15 @@ impl Violet {
         self.call(&cmd).await
     }
 
-    /// `PING`.
+    /// Whether Redis answers with the module loaded: `VIOLET.WHERE` for a
+    /// socket that never exists, which reads one hash field.
     ///
     /// # Errors
-    /// `UNAVAILABLE` when Redis does not answer.
-    pub async fn ping(&self) -> Result<(), ShimError> {
-        let _: String = self.call(&redis::cmd("PING")).await?;
+    /// `UNAVAILABLE` when Redis does not answer or lacks the module.
+    pub async fn ready(&self) -> Result<(), ShimError> {
+        let mut cmd = self.command("VIOLET.WHERE");
+        cmd.arg("healthz");
+        let _: Option<String> = self.call(&cmd).await?;
         Ok(())
     }
 
@@ -201,6 +204,12 @@ fn shim_error(error: &RedisError) -> ShimError {
         Some("FULL") => ErrorCode::Full,
         Some("EXISTS") => ErrorCode::Exists,
         Some("NOTINROOM") => ErrorCode::NotInRoom,
+        Some("ERR") if detail.starts_with("unknown command") => {
+            return ShimError::new(
+                ErrorCode::Unavailable,
+                "the Violet module is not loaded in Redis; try again later",
+            );
+        }
         Some("ERR") => ErrorCode::BadRequest,
         Some(_) | None => {
             tracing::debug!(%error, "Redis error");

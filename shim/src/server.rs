@@ -90,9 +90,9 @@ fn accept(shared: Arc<Shared>, upgrade: WebSocketUpgrade, headers: &HeaderMap) -
         .on_upgrade(move |socket| connection::serve(socket, shared, permit))
 }
 
-/// `GET /healthz`: 200 when Redis answers `PING`, else 503.
+/// `GET /healthz`: 200 when Redis answers and has the module, else 503.
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.violet.ping().await {
+    match shared.violet.ready().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")).into_response(),
     }

@@ -46,23 +46,29 @@ pub fn config(redis: &RedisServer) -> Config {
 }
 
 impl Shim {
+    /// Starts a shim and waits until it has subscribed to the events.
     pub async fn start(config: Config) -> Self {
+        let shim = Self::launch(config).await;
+        shim.wait_subscribed().await;
+        shim
+    }
+
+    /// Starts a shim without waiting for anything.
+    pub async fn launch(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(violet_shim::run(listener, config, async move {
             let _ = stopped.await;
         }));
-        let shim = Self {
+        Self {
             addr,
             stop: Some(stop),
             task: Some(task),
-        };
-        // Wait until the events subscription is up: a create seen as a push.
-        shim.wait_subscribed().await;
-        shim
+        }
     }
 
+    /// Waits until the events subscription is up: a create seen as a push.
     async fn wait_subscribed(&self) {
         let mut client = self.client().await;
         let deadline = tokio::time::Instant::now() + WAIT;
