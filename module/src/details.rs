@@ -7,7 +7,7 @@
 //! the viewer count is always the live size of the member set. Every other field
 //! is free-form (title, topic, thumbnail, ...).
 
-use crate::error::{err_invalid, quoted, Result};
+use crate::error::{err_invalid, err_too_many_fields, quoted, Result};
 
 /// The most fields a room carries besides `owner`.
 pub const MAX_FIELDS: usize = 32;
@@ -125,11 +125,6 @@ pub fn parse_capacity(value: &str) -> Result<u64> {
             quoted(value)
         ))),
     }
-}
-
-/// The error for a room that would carry more than [`MAX_FIELDS`] fields.
-pub fn err_too_many_fields() -> crate::error::VioletError {
-    err_invalid(format!("a room has at most {MAX_FIELDS} fields"))
 }
 
 fn normalise(name: &str, value: &str) -> Result<(String, String)> {

@@ -53,6 +53,14 @@ pub fn err_invalid(message: impl Into<String>) -> VioletError {
     VioletError::new("ERR", message)
 }
 
+/// A room would carry more than [`crate::details::MAX_FIELDS`] fields.
+pub fn err_too_many_fields() -> VioletError {
+    err_invalid(format!(
+        "a room has at most {} fields",
+        crate::details::MAX_FIELDS
+    ))
+}
+
 /// The room does not exist (never created, or destroyed when its last viewer left).
 pub fn err_no_room(room: &str) -> VioletError {
     VioletError::new("NOROOM", format!("no such room {}", quoted(room)))

@@ -14,7 +14,9 @@
 use crate::details::{
     parse_capacity, Details, Visibility, CAPACITY, MAX_FIELDS, OWNER, VISIBILITY,
 };
-use crate::error::{err_exists, err_full, err_invalid, err_no_room, err_not_in_room, Result};
+use crate::error::{
+    err_exists, err_full, err_invalid, err_no_room, err_not_in_room, err_too_many_fields, Result,
+};
 use crate::events::Event;
 use crate::ids::{Namespace, RoomId, SocketId};
 use crate::keys::Keys;
@@ -200,7 +202,7 @@ impl<'s, S: Store> Rooms<'s, S> {
             }
         }
         if names.len() > MAX_FIELDS {
-            return Err(crate::details::err_too_many_fields());
+            return Err(err_too_many_fields());
         }
         let was = stored_visibility(&existing)?;
         let now = details.visibility().unwrap_or(was);
