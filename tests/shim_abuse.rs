@@ -16,12 +16,7 @@ async fn malformed_unknown_and_binary_frames_get_errors_and_the_connection_stays
     let redis = RedisServer::start();
     let shim = Shim::start(config(&redis)).await;
     let mut client = shim.client().await;
-    let room = client
-        .request(json!({"kind": "room-created", "details": {}}))
-        .await["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = client.create_room().await;
 
     for bad in [
         "{not json",
@@ -98,12 +93,7 @@ async fn an_oversize_frame_closes_with_1009_and_the_socket_leaves() {
     // the race with the TCP reset for the unread rest of the frame, so only
     // its code is checked when it arrives; the socket leaves its room either way.
     let mut client = shim.client().await;
-    let room = client
-        .request(json!({"kind": "room-created", "details": {}}))
-        .await["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = client.create_room().await;
     client.send_text(&"z".repeat(64 * 1024)).await;
     if let Some(frame) = client.closed().await {
         assert_eq!(u16::from(frame.code), 1009);
@@ -130,12 +120,7 @@ async fn a_flood_gets_rate_limited_then_closed_with_1008() {
     // A polite client next to the flood is not affected.
     let mut polite = shim.client().await;
     let mut flood = shim.client().await;
-    let room = flood
-        .request(json!({"kind": "room-created", "details": {}}))
-        .await["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = flood.create_room().await;
     polite
         .request(json!({"kind": "room-joined", "room_id": room}))
         .await;

@@ -17,12 +17,7 @@ async fn a_close_frame_or_a_dropped_connection_leaves_the_room() {
     let mut a = shim.client().await;
     let mut b = shim.client().await;
     let mut c = shim.client().await;
-    let room = a
-        .request(json!({"kind": "room-created", "details": {}}))
-        .await["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = a.create_room().await;
     b.request(json!({"kind": "room-joined", "room_id": room}))
         .await;
     c.request(json!({"kind": "room-joined", "room_id": room}))
@@ -67,12 +62,7 @@ async fn a_client_that_stops_answering_pings_is_dropped() {
 
     // A client that answers pings (it keeps reading) stays.
     let mut live = shim.client().await;
-    let room = live
-        .request(json!({"kind": "room-created", "details": {}}))
-        .await["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = live.create_room().await;
 
     // A client that never reads again never answers a ping.
     let mut silent = shim.client().await;
@@ -171,12 +161,7 @@ async fn sigterm_closes_every_client_removes_every_socket_and_exits_0() {
     let url = format!("ws://127.0.0.1:{port}/");
     let mut a = Client::connect(&url).await;
     let mut b = Client::connect(&url).await;
-    let room = a
-        .request(json!({"kind": "room-created", "details": {}}))
-        .await["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = a.create_room().await;
     b.request(json!({"kind": "room-joined", "room_id": room}))
         .await;
     assert_eq!(members(&redis, &room).await.len(), 2);

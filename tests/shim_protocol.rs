@@ -136,12 +136,7 @@ async fn a_socket_is_in_one_room_and_forged_ids_are_ignored() {
     assert_eq!(again["viewers"], 1);
 
     // Moving from room to room.
-    let r3 = b
-        .request(json!({"kind": "room-created", "details": {}}))
-        .await["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let r3 = b.create_room().await;
     let moved = a
         .request(json!({"kind": "room-joined", "room_id": r3}))
         .await;

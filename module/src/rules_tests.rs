@@ -30,6 +30,13 @@ fn events(store: &MemoryStore) -> Vec<String> {
     store.published.iter().map(|(_, m)| m.clone()).collect()
 }
 
+/// Creates a room with default details; `socket` becomes its owner.
+fn open(rooms: &mut Rooms<'_, MemoryStore>, socket: &str, id: &str) {
+    rooms
+        .create(&sock(socket), named(id), Details::default())
+        .unwrap();
+}
+
 /// Runs one operation and asserts that it changed no key and published
 /// nothing; returns what it returned.
 fn unchanged<T>(store: &mut MemoryStore, op: impl FnOnce(&mut Rooms<'_, MemoryStore>) -> T) -> T {
@@ -103,12 +110,8 @@ fn create_with_star_picks_a_free_id() {
 #[test]
 fn create_refuses_an_existing_room_and_changes_nothing() {
     let mut store = MemoryStore::default();
-    Rooms::new(&mut store, &ns())
-        .create(&sock("s1"), named("r1"), Details::default())
-        .unwrap();
-    Rooms::new(&mut store, &ns())
-        .create(&sock("s2"), named("r2"), Details::default())
-        .unwrap();
+    open(&mut Rooms::new(&mut store, &ns()), "s1", "r1");
+    open(&mut Rooms::new(&mut store, &ns()), "s2", "r2");
     let code = refused(&mut store, |rooms| {
         rooms.create(&sock("s2"), named("r1"), Details::default())
     });
@@ -119,12 +122,8 @@ fn create_refuses_an_existing_room_and_changes_nothing() {
 fn create_moves_the_creator_out_of_its_room() {
     let mut store = MemoryStore::default();
     let mut rooms = Rooms::new(&mut store, &ns());
-    rooms
-        .create(&sock("s1"), named("old"), Details::default())
-        .unwrap();
-    rooms
-        .create(&sock("s1"), named("new"), Details::default())
-        .unwrap();
+    open(&mut rooms, "s1", "old");
+    open(&mut rooms, "s1", "new");
     assert!(!store.exists("violet:{wp}:room:old").unwrap());
     assert_eq!(store.zscore("violet:{wp}:rooms", "old").unwrap(), None);
     assert_eq!(
@@ -162,12 +161,8 @@ fn private_rooms_are_unranked_but_joinable() {
 fn join_moves_between_rooms_and_keeps_scores_exact() {
     let mut store = MemoryStore::default();
     let mut rooms = Rooms::new(&mut store, &ns());
-    rooms
-        .create(&sock("a"), named("r1"), Details::default())
-        .unwrap();
-    rooms
-        .create(&sock("b"), named("r2"), Details::default())
-        .unwrap();
+    open(&mut rooms, "a", "r1");
+    open(&mut rooms, "b", "r2");
     rooms.join(&sock("c"), &room("r1")).unwrap();
     let joined = rooms.join(&sock("c"), &room("r2")).unwrap();
     assert_eq!(
@@ -188,9 +183,7 @@ fn join_moves_between_rooms_and_keeps_scores_exact() {
 #[test]
 fn joining_the_same_room_changes_nothing() {
     let mut store = MemoryStore::default();
-    Rooms::new(&mut store, &ns())
-        .create(&sock("a"), named("r1"), Details::default())
-        .unwrap();
+    open(&mut Rooms::new(&mut store, &ns()), "a", "r1");
     let joined = unchanged(&mut store, |rooms| rooms.join(&sock("a"), &room("r1"))).unwrap();
     assert_eq!(
         joined,
@@ -208,9 +201,7 @@ fn join_refuses_missing_and_full_rooms_without_leaving() {
     rooms
         .create(&sock("a"), named("small"), details(&[("capacity", "1")]))
         .unwrap();
-    rooms
-        .create(&sock("b"), named("home"), Details::default())
-        .unwrap();
+    open(&mut rooms, "b", "home");
     let nowhere = refused(&mut store, |rooms| rooms.join(&sock("b"), &room("nowhere")));
     assert_eq!(nowhere, "NOROOM");
     let full = refused(&mut store, |rooms| rooms.join(&sock("b"), &room("small")));
@@ -224,9 +215,7 @@ fn join_refuses_missing_and_full_rooms_without_leaving() {
 fn last_one_out_destroys_the_room() {
     let mut store = MemoryStore::default();
     let mut rooms = Rooms::new(&mut store, &ns());
-    rooms
-        .create(&sock("a"), named("r1"), Details::default())
-        .unwrap();
+    open(&mut rooms, "a", "r1");
     rooms.join(&sock("b"), &room("r1")).unwrap();
     assert_eq!(rooms.leave(&sock("a")).unwrap().as_deref(), Some("r1"));
     assert_eq!(rooms.leave(&sock("b")).unwrap().as_deref(), Some("r1"));
@@ -250,9 +239,7 @@ fn last_one_out_destroys_the_room() {
 fn update_moves_rooms_in_and_out_of_the_ranking() {
     let mut store = MemoryStore::default();
     let mut rooms = Rooms::new(&mut store, &ns());
-    rooms
-        .create(&sock("a"), named("r1"), Details::default())
-        .unwrap();
+    open(&mut rooms, "a", "r1");
     rooms.join(&sock("b"), &room("r1")).unwrap();
     rooms
         .update(&room("r1"), &details(&[("visibility", "private")]))
@@ -301,9 +288,7 @@ fn say_reaches_the_senders_room_only() {
     let mut store = MemoryStore::default();
     let mut rooms = Rooms::new(&mut store, &ns());
     assert_eq!(rooms.say(&sock("a"), "hi").unwrap_err().code(), "NOTINROOM");
-    rooms
-        .create(&sock("a"), named("r1"), Details::default())
-        .unwrap();
+    open(&mut rooms, "a", "r1");
     assert_eq!(rooms.say(&sock("a"), "{\"x\":1}").unwrap(), "r1");
     let too_big = "x".repeat(MAX_MESSAGE_BYTES + 1);
     assert_eq!(rooms.say(&sock("a"), &too_big).unwrap_err().code(), "ERR");
@@ -340,9 +325,7 @@ fn top_pages_through_the_ranking() {
 #[test]
 fn check_names_each_broken_invariant() {
     let mut store = MemoryStore::default();
-    Rooms::new(&mut store, &ns())
-        .create(&sock("a"), named("r1"), Details::default())
-        .unwrap();
+    open(&mut Rooms::new(&mut store, &ns()), "a", "r1");
     store.zadd("violet:{wp}:rooms", 7, "r1").unwrap();
     store
         .hset("violet:{wp}:sockets", &[("ghost", "r1")])
@@ -388,9 +371,7 @@ fn wrong_types_are_reported_not_panicked_on() {
 fn namespaces_do_not_share_rooms() {
     let mut store = MemoryStore::default();
     let other = Namespace::parse("other").unwrap();
-    Rooms::new(&mut store, &ns())
-        .create(&sock("a"), named("r1"), Details::default())
-        .unwrap();
+    open(&mut Rooms::new(&mut store, &ns()), "a", "r1");
     let err = Rooms::new(&mut store, &other)
         .join(&sock("b"), &room("r1"))
         .unwrap_err();

@@ -193,6 +193,17 @@ impl Client {
         reply
     }
 
+    /// Creates a room with no details; returns its id.
+    pub async fn create_room(&mut self) -> String {
+        let reply = self
+            .request(json!({"kind": "room-created", "details": {}}))
+            .await;
+        let Some(room) = reply["room_id"].as_str() else {
+            panic!("room-created failed: {reply}");
+        };
+        room.to_owned()
+    }
+
     /// Sends raw text and returns the next frame that is not a push.
     pub async fn raw_request(&mut self, text: &str) -> Value {
         self.send_text(text).await;
