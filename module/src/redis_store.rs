@@ -13,27 +13,31 @@ use crate::error::{err_redis, err_wrong_type, Result};
 use crate::ffi;
 use crate::store::Store;
 use redis_module::{CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, KeyType};
+use std::sync::LazyLock;
 
 /// How many keys one `SCAN` step asks for in `keys_with_prefix`.
 const SCAN_BATCH: &str = "1000";
 
+/// `RedisModule_Call` flags for reads: errors come back as replies.
+static READ: LazyLock<CallOptions> =
+    LazyLock::new(|| CallOptionsBuilder::new().errors_as_replies().build());
+
+/// Flags for writes: also replicated to replicas and the AOF.
+static WRITE: LazyLock<CallOptions> = LazyLock::new(|| {
+    CallOptionsBuilder::new()
+        .errors_as_replies()
+        .replicate()
+        .build()
+});
+
 /// Redis, as seen from a command running inside it.
 pub struct RedisStore<'c> {
     ctx: &'c Context,
-    read: CallOptions,
-    write: CallOptions,
 }
 
 impl<'c> RedisStore<'c> {
     pub fn new(ctx: &'c Context) -> Self {
-        Self {
-            ctx,
-            read: CallOptionsBuilder::new().errors_as_replies().build(),
-            write: CallOptionsBuilder::new()
-                .errors_as_replies()
-                .replicate()
-                .build(),
-        }
+        Self { ctx }
     }
 
     fn call<T>(
@@ -56,11 +60,11 @@ impl<'c> RedisStore<'c> {
         args: &[&str],
         read: impl FnOnce(&CallReply) -> Result<T>,
     ) -> Result<T> {
-        self.call(&self.read, command, args, read)
+        self.call(&READ, command, args, read)
     }
 
     fn write(&self, command: &str, args: &[&str]) -> Result<i64> {
-        self.call(&self.write, command, args, integer)
+        self.call(&WRITE, command, args, integer)
     }
 
     /// The number of elements of `key`, which must be of type `kind` or missing.
