@@ -76,7 +76,7 @@ fn check_room<S: Store>(
         }
     }
     let viewers = store.scard(&keys.members(room))?;
-    let rank = store.zscore(&keys.rooms(), room)?;
+    let rank = store.zscore(keys.rooms(), room)?;
     match field(VISIBILITY).map(Visibility::parse) {
         Some(Ok(Visibility::Public)) if rank != Some(viewers as f64) => found.push(format!(
             "public room {} has {viewers} viewer(s) but is ranked {}",
@@ -99,7 +99,7 @@ fn check_members<S: Store>(
     found: &mut Vec<String>,
 ) -> Result<()> {
     for socket in store.smembers(&keys.members(room))? {
-        let recorded = store.hget(&keys.sockets(), &socket)?;
+        let recorded = store.hget(keys.sockets(), &socket)?;
         if recorded.as_deref() != Some(room) {
             found.push(format!(
                 "socket {} is a member of room {} but recorded in {}",
@@ -113,7 +113,7 @@ fn check_members<S: Store>(
 }
 
 fn check_sockets<S: Store>(store: &mut S, keys: &Keys, found: &mut Vec<String>) -> Result<()> {
-    for (socket, room) in store.hgetall(&keys.sockets())? {
+    for (socket, room) in store.hgetall(keys.sockets())? {
         if !store.sismember(&keys.members(&room), &socket)? {
             found.push(format!(
                 "socket {} is recorded in room {} but is not a member",
@@ -131,11 +131,11 @@ fn check_ranking<S: Store>(
     rooms: &BTreeSet<String>,
     found: &mut Vec<String>,
 ) -> Result<()> {
-    let ranked = store.zcard(&keys.rooms())?;
+    let ranked = store.zcard(keys.rooms())?;
     if ranked == 0 {
         return Ok(());
     }
-    for (room, _) in store.zrevrange(&keys.rooms(), 0, ranked - 1)? {
+    for (room, _) in store.zrevrange(keys.rooms(), 0, ranked - 1)? {
         if !rooms.contains(&room) {
             found.push(format!(
                 "ranking lists room {} which does not exist",

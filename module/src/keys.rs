@@ -17,6 +17,8 @@ use crate::ids::Namespace;
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
+    rooms: String,
+    sockets: String,
 }
 
 /// What a key of the namespace is, as told by its name.
@@ -34,8 +36,11 @@ pub const MEMBERS_SUFFIX: &str = ":members";
 
 impl Keys {
     pub fn new(namespace: &Namespace) -> Self {
+        let prefix = format!("violet:{{{namespace}}}:");
         Self {
-            prefix: format!("violet:{{{namespace}}}:"),
+            rooms: format!("{prefix}rooms"),
+            sockets: format!("{prefix}sockets"),
+            prefix,
         }
     }
 
@@ -45,13 +50,13 @@ impl Keys {
     }
 
     /// The ranking of public rooms by viewers.
-    pub fn rooms(&self) -> String {
-        format!("{}rooms", self.prefix)
+    pub fn rooms(&self) -> &str {
+        &self.rooms
     }
 
     /// Which room each socket is in.
-    pub fn sockets(&self) -> String {
-        format!("{}sockets", self.prefix)
+    pub fn sockets(&self) -> &str {
+        &self.sockets
     }
 
     /// The pub/sub channel of the namespace's events.
@@ -113,8 +118,8 @@ mod tests {
     #[test]
     fn roles_round_trip() {
         let k = keys();
-        assert_eq!(k.role(&k.rooms()), KeyRole::Rooms);
-        assert_eq!(k.role(&k.sockets()), KeyRole::Sockets);
+        assert_eq!(k.role(k.rooms()), KeyRole::Rooms);
+        assert_eq!(k.role(k.sockets()), KeyRole::Sockets);
         assert_eq!(k.role(&k.room("a:b")), KeyRole::Room("a:b"));
         assert_eq!(k.role(&k.members("a:b")), KeyRole::Members("a:b"));
         assert_eq!(k.role("violet:{watch-party}:other"), KeyRole::Unknown);

@@ -110,7 +110,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         self.store.hset(&self.keys.room(&room), &fields)?;
         self.add_member(socket, &room)?;
         if visibility == Visibility::Public {
-            self.store.zadd(&self.keys.rooms(), 1, &room)?;
+            self.store.zadd(self.keys.rooms(), 1, &room)?;
         }
         self.pending.push(Event::Created {
             room: room.clone(),
@@ -150,7 +150,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         }
         let viewers = viewers + u64::from(self.add_member(socket, room)?);
         if visibility == Visibility::Public {
-            self.store.zadd(&self.keys.rooms(), viewers, room)?;
+            self.store.zadd(self.keys.rooms(), viewers, room)?;
         }
         self.pending.push(Event::Joined {
             room: room.to_string(),
@@ -224,8 +224,8 @@ impl<'s, S: Store> Rooms<'s, S> {
             .collect();
         self.store.hset(&key, &fields)?;
         match rank {
-            Some(Some(viewers)) => self.store.zadd(&self.keys.rooms(), viewers, room)?,
-            Some(None) => self.store.zrem(&self.keys.rooms(), room)?,
+            Some(Some(viewers)) => self.store.zadd(self.keys.rooms(), viewers, room)?,
+            Some(None) => self.store.zrem(self.keys.rooms(), room)?,
             None => {}
         }
         self.pending.push(Event::Updated {
@@ -250,7 +250,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         }
         let room = self
             .store
-            .hget(&self.keys.sockets(), socket)?
+            .hget(self.keys.sockets(), socket)?
             .ok_or_else(|| err_not_in_room(socket))?;
         self.pending.push(Event::Message {
             room: room.clone(),
@@ -271,7 +271,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         }
         let ranked =
             self.store
-                .zrevrange(&self.keys.rooms(), offset, offset.saturating_add(count - 1))?;
+                .zrevrange(self.keys.rooms(), offset, offset.saturating_add(count - 1))?;
         let mut views = Vec::with_capacity(ranked.len());
         for (room, _) in ranked {
             views.push(self.view(room)?);
@@ -301,7 +301,7 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// # Errors
     /// Only what the store reports.
     pub fn room_of(&mut self, socket: &SocketId) -> Result<Option<String>> {
-        self.store.hget(&self.keys.sockets(), socket)
+        self.store.hget(self.keys.sockets(), socket)
     }
 
     /// Checks every invariant over the whole namespace; returns the violations.
@@ -349,7 +349,7 @@ impl<'s, S: Store> Rooms<'s, S> {
     fn add_member(&mut self, socket: &SocketId, room: &str) -> Result<bool> {
         let added = self.store.sadd(&self.keys.members(room), socket)?;
         self.store
-            .hset(&self.keys.sockets(), &[(socket.as_str(), room)])?;
+            .hset(self.keys.sockets(), &[(socket.as_str(), room)])?;
         Ok(added)
     }
 
@@ -357,7 +357,7 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// every key before the first write also means that a key of the wrong
     /// type fails the command before it changes anything.
     fn plan_departure(&mut self, socket: &SocketId) -> Result<Option<Departure>> {
-        let Some(room) = self.store.hget(&self.keys.sockets(), socket)? else {
+        let Some(room) = self.store.hget(self.keys.sockets(), socket)? else {
             return Ok(None);
         };
         let public = self.visibility(&room)? == Some(Visibility::Public);
@@ -371,7 +371,7 @@ impl<'s, S: Store> Rooms<'s, S> {
 
     /// Fails, before any write, if the ranking is not a sorted set.
     fn check_ranking(&mut self) -> Result<()> {
-        self.store.zcard(&self.keys.rooms()).map(drop)
+        self.store.zcard(self.keys.rooms()).map(drop)
     }
 
     /// Takes `socket` out of the room planned, destroying the room if it
@@ -380,7 +380,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         let room = departure.room.as_str();
         let members = self.keys.members(room);
         let removed = self.store.srem(&members, socket)?;
-        self.store.hdel(&self.keys.sockets(), socket)?;
+        self.store.hdel(self.keys.sockets(), socket)?;
         let viewers = departure.viewers - u64::from(removed && departure.viewers > 0);
         self.pending.push(Event::Left {
             room: room.to_owned(),
@@ -389,12 +389,12 @@ impl<'s, S: Store> Rooms<'s, S> {
         });
         if viewers == 0 {
             self.store.del(&[&self.keys.room(room), &members])?;
-            self.store.zrem(&self.keys.rooms(), room)?;
+            self.store.zrem(self.keys.rooms(), room)?;
             self.pending.push(Event::Destroyed {
                 room: room.to_owned(),
             });
         } else if departure.public {
-            self.store.zadd(&self.keys.rooms(), viewers, room)?;
+            self.store.zadd(self.keys.rooms(), viewers, room)?;
         }
         Ok(())
     }
