@@ -5,9 +5,9 @@
 
 use crate::details::{parse_capacity, Visibility, CAPACITY, OWNER, VISIBILITY};
 use crate::error::{quoted, Result};
-use crate::keys::{KeyRole, Keys};
 use crate::store::Store;
 use std::collections::BTreeSet;
+use violet_contract::keys::{KeyRole, Keys};
 
 /// Every broken invariant of the namespace, one sentence each.
 ///

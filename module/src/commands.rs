@@ -10,9 +10,7 @@ use crate::rooms::{NewRoom, RoomView, Rooms};
 use redis_module::{Context, NextArg, RedisError, RedisResult, RedisString, RedisValue};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// `VIOLET.TOP` lists 10 rooms unless told otherwise, and at most this many.
-pub const TOP_DEFAULT: u64 = 10;
-pub const TOP_MAX: u64 = 1000;
+use violet_contract::limits::{TOP_DEFAULT, TOP_MAX};
 
 type Args = std::iter::Skip<std::vec::IntoIter<RedisString>>;
 

@@ -9,12 +9,7 @@
 
 use crate::error::{err_invalid, err_too_many_fields, quoted, Result};
 
-/// The most fields a room carries besides `owner`.
-pub const MAX_FIELDS: usize = 32;
-/// The longest field name, in bytes.
-pub const MAX_NAME_BYTES: usize = 64;
-/// The longest field value, in bytes.
-pub const MAX_VALUE_BYTES: usize = 4096;
+pub use violet_contract::limits::{MAX_FIELDS, MAX_NAME_BYTES, MAX_VALUE_BYTES};
 
 /// The field holding the creating socket.
 pub const OWNER: &str = "owner";

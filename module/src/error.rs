@@ -6,6 +6,7 @@
 //! message is escaped and shortened, so a reply is always one safe line.
 
 use std::fmt;
+use violet_contract::codes;
 
 /// A failed Violet command: an error code and a one-line explanation.
 ///
@@ -50,7 +51,7 @@ pub fn quoted(input: &str) -> String {
 
 /// An argument that is not what the command takes.
 pub fn err_invalid(message: impl Into<String>) -> VioletError {
-    VioletError::new("ERR", message)
+    VioletError::new(codes::ERR, message)
 }
 
 /// A room would carry more than [`crate::details::MAX_FIELDS`] fields.
@@ -63,26 +64,29 @@ pub fn err_too_many_fields() -> VioletError {
 
 /// The room does not exist (never created, or destroyed when its last viewer left).
 pub fn err_no_room(room: &str) -> VioletError {
-    VioletError::new("NOROOM", format!("no such room {}", quoted(room)))
+    VioletError::new(codes::NOROOM, format!("no such room {}", quoted(room)))
 }
 
 /// The room already has as many viewers as its capacity allows.
 pub fn err_full(room: &str, capacity: u64) -> VioletError {
     VioletError::new(
-        "FULL",
+        codes::FULL,
         format!("room {} is full (capacity {capacity})", quoted(room)),
     )
 }
 
 /// `VIOLET.CREATE` named a room that already exists.
 pub fn err_exists(room: &str) -> VioletError {
-    VioletError::new("EXISTS", format!("room {} already exists", quoted(room)))
+    VioletError::new(
+        codes::EXISTS,
+        format!("room {} already exists", quoted(room)),
+    )
 }
 
 /// The socket must be in a room for this command, and it is in none.
 pub fn err_not_in_room(socket: &str) -> VioletError {
     VioletError::new(
-        "NOTINROOM",
+        codes::NOTINROOM,
         format!("socket {} is not in a room", quoted(socket)),
     )
 }
@@ -95,7 +99,7 @@ pub fn err_corrupt(violations: &[String]) -> VioletError {
     if violations.len() > LISTED {
         message.push_str(&format!("; and {} more", violations.len() - LISTED));
     }
-    VioletError::new("CORRUPT", message)
+    VioletError::new(codes::CORRUPT, message)
 }
 
 /// Redis refused an operation (for example `WRONGTYPE` when a key of the
@@ -106,14 +110,14 @@ pub fn err_redis(reply: &str) -> VioletError {
         Some((code, rest)) if is_error_code(code) => {
             VioletError::new(known_code(code), rest.to_string())
         }
-        _ => VioletError::new("ERR", reply.to_string()),
+        _ => VioletError::new(codes::ERR, reply.to_string()),
     }
 }
 
 /// A key of the layout holds another type (it was overwritten by hand).
 pub fn err_wrong_type() -> VioletError {
     VioletError::new(
-        "WRONGTYPE",
+        codes::WRONGTYPE,
         "Operation against a key holding the wrong kind of value",
     )
 }
@@ -121,7 +125,7 @@ pub fn err_wrong_type() -> VioletError {
 /// A bug in Violet: a panic was caught before it could reach Redis.
 pub fn err_internal() -> VioletError {
     VioletError::new(
-        "ERR",
+        codes::ERR,
         "internal error in the Violet module; nothing was changed, see the Redis log",
     )
 }
@@ -134,12 +138,12 @@ fn is_error_code(word: &str) -> bool {
 /// layout can produce, and any other one is reported as `ERR`.
 fn known_code(code: &str) -> &'static str {
     match code {
-        "WRONGTYPE" => "WRONGTYPE",
+        "WRONGTYPE" => codes::WRONGTYPE,
         "OOM" => "OOM",
         "READONLY" => "READONLY",
         "MOVED" => "MOVED",
         "CROSSSLOT" => "CROSSSLOT",
-        _ => "ERR",
+        _ => codes::ERR,
     }
 }
 

@@ -6,12 +6,10 @@
 //! end in `:members`, which would name the member set of another room.
 
 use crate::error::{err_invalid, quoted, Result};
-use crate::keys::MEMBERS_SUFFIX;
 use std::fmt;
 use std::ops::Deref;
-
-/// The longest id, in bytes.
-pub const MAX_ID_BYTES: usize = 128;
+use violet_contract::keys::MEMBERS_SUFFIX;
+pub use violet_contract::limits::MAX_ID_BYTES;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {

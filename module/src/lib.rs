@@ -12,8 +12,9 @@
 //!   the reply; nothing else.
 //! - [`rooms`]: the room rules, plain Rust over the [`store::Store`] trait.
 //!   [`check`] verifies the invariants they keep.
-//! - [`ids`], [`details`], [`keys`], [`events`], [`error`]: the vocabulary: validated
-//!   ids, room details, the key layout, the JSON events and the error replies.
+//! - [`ids`], [`details`], [`error`]: the vocabulary: validated ids, room
+//!   details and the error replies. The key layout, the JSON events, the error
+//!   codes and the limits are the contract with the shim, in `violet_contract`.
 //! - [`redis_store`]: the store inside Redis; [`ffi`] holds the only `unsafe`.
 //! - `memory_store`: an in-memory store for the unit tests.
 
@@ -23,11 +24,9 @@ pub mod check;
 pub mod commands;
 pub mod details;
 pub mod error;
-pub mod events;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod ids;
-pub mod keys;
 pub mod redis_store;
 pub mod rooms;
 pub mod store;

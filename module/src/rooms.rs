@@ -17,14 +17,13 @@ use crate::details::{
 use crate::error::{
     err_exists, err_full, err_invalid, err_no_room, err_not_in_room, err_too_many_fields, Result,
 };
-use crate::events::Event;
 use crate::ids::{Namespace, RoomId, SocketId};
-use crate::keys::Keys;
 use crate::store::Store;
 use std::collections::BTreeMap;
+use violet_contract::events::Event;
+use violet_contract::keys::Keys;
 
-/// The largest `data` of a room message, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub use violet_contract::limits::MAX_MESSAGE_BYTES;
 
 /// How many random ids `VIOLET.CREATE NS SOCKET *` tries before giving up.
 const FRESH_ID_ATTEMPTS: usize = 16;
@@ -75,7 +74,7 @@ impl<'s, S: Store> Rooms<'s, S> {
     pub fn new(store: &'s mut S, namespace: &Namespace) -> Self {
         Self {
             store,
-            keys: Keys::new(namespace),
+            keys: Keys::new(namespace.as_str()),
             pending: Vec::new(),
         }
     }
@@ -116,7 +115,7 @@ impl<'s, S: Store> Rooms<'s, S> {
             room: room.clone(),
             socket: socket.to_string(),
             viewers: 1,
-            visibility: visibility.as_str(),
+            visibility: visibility.as_str().to_owned(),
         });
         self.flush();
         Ok(room)

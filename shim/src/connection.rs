@@ -1,14 +1,14 @@
 //! One WebSocket connection: its id, its loop, its goodbye.
 //!
 //! The socket is split into a sink and a stream, and one `tokio::select!` loop
-//! waits on the client's frames, the pushes the [`crate::fanout::Hub`] queues
+//! waits on the client's frames, the pushes the [`crate::registry::Hub`] queues
 //! for it, the ping timer and shutdown. Requests are handled one at a time, in
 //! order, each with exactly one `VIOLET.*` command. However the loop ends, the
 //! socket leaves its room.
 
 use crate::protocol::{self, detail_fields, ErrorCode, Frame, Incoming, Request, ShimError};
 use crate::ratelimit::{TokenBucket, Verdict};
-use crate::Shared;
+use crate::server::Shared;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -17,9 +17,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
 use tokio::time::{timeout, Instant};
 use tracing::{debug, info, warn};
-
-/// `VIOLET.TOP`'s default count, used for `watch-top` without one.
-const TOP_DEFAULT: u64 = 10;
+use violet_contract::limits::TOP_DEFAULT;
 
 /// How long a closing connection waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);

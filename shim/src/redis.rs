@@ -11,6 +11,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, RedisError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use violet_contract::codes;
 
 /// A room as `VIOLET.TOP` and `VIOLET.ROOM` return it.
 type RawRoom = (String, u64, Vec<String>);
@@ -49,11 +50,6 @@ impl Violet {
             timeout,
             metrics,
         })
-    }
-
-    /// The namespace's events channel, `violet:{NS}:events`.
-    pub fn events_channel(namespace: &str) -> String {
-        format!("violet:{{{namespace}}}:events")
     }
 
     /// `VIOLET.CREATE NS SOCKET ROOM|* field value ...`: the new room's id.
@@ -200,17 +196,17 @@ fn room_info((room_id, viewers, fields): RawRoom) -> RoomInfo {
 fn shim_error(error: &RedisError) -> ShimError {
     let detail = error.detail().unwrap_or_default().to_owned();
     let code = match error.code() {
-        Some("NOROOM") => ErrorCode::NoRoom,
-        Some("FULL") => ErrorCode::Full,
-        Some("EXISTS") => ErrorCode::Exists,
-        Some("NOTINROOM") => ErrorCode::NotInRoom,
-        Some("ERR") if detail.starts_with("unknown command") => {
+        Some(codes::NOROOM) => ErrorCode::NoRoom,
+        Some(codes::FULL) => ErrorCode::Full,
+        Some(codes::EXISTS) => ErrorCode::Exists,
+        Some(codes::NOTINROOM) => ErrorCode::NotInRoom,
+        Some(codes::ERR) if detail.starts_with("unknown command") => {
             return ShimError::new(
                 ErrorCode::Unavailable,
                 "the Violet module is not loaded in Redis; try again later",
             );
         }
-        Some("ERR") => ErrorCode::BadRequest,
+        Some(codes::ERR) => ErrorCode::BadRequest,
         Some(_) | None => {
             tracing::debug!(%error, "Redis error");
             return ShimError::new(

@@ -1,111 +1,202 @@
-//! HTTP: the routes. Static files, WebSocket upgrades, `/healthz`, `/metrics`.
+//! The server: everything that starts, wires and stops the shim.
+//!
+//! [`run`] serves a listener that is already bound, until its `shutdown`
+//! future completes: it starts the background tasks ([`crate::tasks`]) and the
+//! HTTP routes ([`crate::routes`]), then on shutdown closes every connection
+//! (each socket leaves its room) and returns once they all have. [`launch`]
+//! adds what the binary needs around it: the embedded Redis and the listener.
+//! Shutdown is a broadcast channel that every task and connection listens to.
 
-use crate::connection;
-use crate::Shared;
-use axum::body::Body;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Request, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use crate::config::{Cli, Config, RedisTarget};
+use crate::embedded;
+use crate::metrics::Metrics;
+use crate::redis::Violet;
+use crate::registry::Hub;
+use crate::routes;
+use crate::tasks::Background;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tower::ServiceExt;
-use tracing::debug;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, Semaphore};
+use tower_http::services::ServeDir;
+use tracing::{info, warn};
 
-/// Frames up to this many times `--max-frame-bytes` are read whole and then
-/// refused with a close frame; larger ones are cut off while being read.
-const HARD_LIMIT_FACTOR: usize = 4;
-
-/// The shim's routes: WebSockets at `/` and `/ws`, the page at `/`, health and
-/// metrics.
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/", get(root))
-        .route("/ws", get(websocket))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .fallback(static_file)
-        .with_state(shared)
+/// What the routes and connections share.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) violet: Violet,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) metrics: Arc<Metrics>,
+    shim_id: String,
+    next_socket: AtomicU64,
+    pub(crate) limit: Arc<Semaphore>,
+    pub(crate) notify_shutdown: broadcast::Sender<()>,
+    shutting_down: AtomicBool,
+    pub(crate) static_files: ServeDir,
+    /// Dropped with the last `Arc<Shared>`: `run` waits for that.
+    _done: mpsc::Sender<()>,
 }
 
-/// `/`: a WebSocket upgrade if the request asks for one, else the page.
-async fn root(
-    State(shared): State<Arc<Shared>>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    request: Request,
-) -> Response {
-    match upgrade {
-        Ok(upgrade) => accept(shared, upgrade, request.headers()),
-        Err(_) => serve_static(&shared, request).await,
+impl Shared {
+    /// `<shim-id>:<n>`, unique across shims.
+    pub(crate) fn next_socket_id(&self) -> String {
+        let n = self.next_socket.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{}:{n}", self.shim_id)
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 }
 
-/// `/ws`: WebSocket upgrades only.
-async fn websocket(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    accept(shared, upgrade, &headers)
+/// 12 random hex characters.
+pub fn new_shim_id() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
-async fn static_file(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    serve_static(&shared, request).await
-}
+/// Serves `listener` until `shutdown` completes, then closes every connection
+/// (each socket leaves its room) and returns.
+///
+/// # Errors
+/// When `config.redis_url` is not a usable Redis URL, or the listener fails.
+/// Redis being unreachable is not an error: requests get `UNAVAILABLE` until
+/// it is back.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> io::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let client = ::redis::Client::open(config.redis_url.as_str())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bad Redis URL: {e}")))?;
+    let violet = Violet::new(
+        &config.redis_url,
+        &config.namespace,
+        config.redis_timeout,
+        metrics.clone(),
+    )
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bad Redis URL: {e}")))?;
+    let hub = Arc::new(Hub::new(metrics.clone()));
+    let (notify_shutdown, _) = broadcast::channel(1);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let shim_id = config.shim_id.clone().unwrap_or_else(new_shim_id);
+    info!(
+        shim_id,
+        address = %listener.local_addr()?,
+        namespace = config.namespace,
+        static_dir = %config.static_dir.display(),
+        "violet-shim listening"
+    );
 
-async fn serve_static(shared: &Shared, request: Request) -> Response {
-    match shared.static_files.clone().oneshot(request).await {
-        Ok(response) => response.map(Body::new),
-        Err(never) => match never {},
+    let background = Background::start(
+        client,
+        &config.namespace,
+        violet.clone(),
+        hub.clone(),
+        &notify_shutdown,
+    );
+
+    let grace = config.shutdown_grace;
+    let shared = Arc::new(Shared {
+        static_files: ServeDir::new(&config.static_dir),
+        limit: Arc::new(Semaphore::new(config.max_connections)),
+        config,
+        violet,
+        hub,
+        metrics,
+        shim_id,
+        next_socket: AtomicU64::new(0),
+        notify_shutdown: notify_shutdown.clone(),
+        shutting_down: AtomicBool::new(false),
+        _done: done_tx,
+    });
+    let app = routes::router(shared.clone());
+    let mut stop_accepting = notify_shutdown.subscribe();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop_accepting.recv().await;
+    });
+    let mut server = tokio::spawn(async move { server.await });
+
+    let served = tokio::select! {
+        _ = shutdown => None,
+        result = &mut server => Some(result),
+    };
+    info!("shutting down: closing connections");
+    shared.shutting_down.store(true, Ordering::SeqCst);
+    let _ = notify_shutdown.send(());
+    drop(shared);
+    let served = match served {
+        Some(result) => result,
+        None => match tokio::time::timeout(grace, server).await {
+            Ok(result) => result,
+            Err(_) => {
+                warn!("HTTP connections still open after the grace period");
+                Ok(Ok(()))
+            }
+        },
+    };
+    if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+        warn!("connections still open after the grace period");
     }
+    background.join().await;
+    info!("stopped");
+    served.map_err(io::Error::other)?
 }
 
-/// Checks the origin and the connection limit, then upgrades.
-fn accept(shared: Arc<Shared>, upgrade: WebSocketUpgrade, headers: &HeaderMap) -> Response {
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let allowed = &shared.config.allowed_origins;
-        let origin = origin.to_str().unwrap_or_default();
-        if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
-            debug!(origin, "refused a WebSocket from a disallowed origin");
-            shared.metrics.connection_refused();
-            return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+/// Everything the binary does after parsing its command line: logging, the
+/// embedded Redis if needed, the listener, [`run`].
+///
+/// # Errors
+/// When the embedded Redis cannot start, the address cannot be bound, or
+/// [`run`] fails.
+pub async fn launch(cli: Cli, shutdown: impl Future) -> io::Result<()> {
+    let (redis_url, embedded) = match cli.redis_target() {
+        RedisTarget::External(url) => (url, None),
+        RedisTarget::Embedded {
+            redis_server,
+            module,
+        } => {
+            let server = embedded::EmbeddedRedis::start(&redis_server, &module).await?;
+            (server.url(), Some(server))
+        }
+    };
+    let config = cli.config(redis_url);
+    let address = std::net::SocketAddr::new(cli.bind, cli.listen_port());
+    let result = match TcpListener::bind(address).await {
+        Ok(listener) => run(listener, config, shutdown).await,
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("cannot listen on {address}: {e}"),
+        )),
+    };
+    if let Some(server) = embedded {
+        if let Err(error) = server.stop().await {
+            warn!(%error, "could not stop the embedded redis-server");
+        } else {
+            info!("embedded redis-server stopped");
         }
     }
-    if shared.is_shutting_down() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
-    }
-    let Ok(permit) = shared.limit.clone().try_acquire_owned() else {
-        shared.metrics.connection_refused();
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+    result
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
-    let hard_limit = shared
-        .config
-        .max_frame_bytes
-        .saturating_mul(HARD_LIMIT_FACTOR)
-        .max(shared.config.max_frame_bytes.saturating_add(16 * 1024));
-    upgrade
-        .max_frame_size(hard_limit)
-        .max_message_size(hard_limit)
-        .on_upgrade(move |socket| connection::serve(socket, shared, permit))
-}
-
-/// `GET /healthz`: 200 when Redis answers and has the module, else 503.
-async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.violet.ready().await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")).into_response(),
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("SIGINT received"),
+        () = terminate => info!("SIGTERM received"),
     }
-}
-
-/// `GET /metrics`: Prometheus text.
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        shared.metrics.render(),
-    )
-        .into_response()
 }

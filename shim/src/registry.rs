@@ -1,64 +1,19 @@
-//! Fan-out: one pub/sub subscription per shim, delivered to local connections.
+//! The registry of this shim's connections: where each one's pushes go, which
+//! room it is in and whether it watches the top rooms.
 //!
-//! The [`Hub`] knows, for each of this shim's connections, where to send its
-//! pushes, which room it is in and whether it watches the top rooms. That is
-//! the only room state the shim keeps; it learns it from command replies and
-//! from the namespace's events, and the module stays the one source of truth.
-//!
-//! [`subscribe`] holds the subscription to `violet:{NS}:events`,
-//! re-subscribing with backoff when Redis goes away, and hands each event to
-//! [`Hub::apply`]. [`watch_top`] pushes `top` frames to watchers, at most once
-//! per second, while events say rooms change.
+//! That is the only room state the shim keeps. It learns it from command
+//! replies and from the namespace's events (see [`crate::tasks::events`]), and
+//! the module stays the one source of truth. [`Hub::apply`] turns an event
+//! into pushes to the local members of the room concerned.
 
 use crate::metrics::Metrics;
 use crate::protocol::Frame;
-use crate::redis::Violet;
 use axum::extract::ws::Utf8Bytes;
-use futures_util::StreamExt;
-use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, Notify};
-use tracing::{debug, info, warn};
-
-/// How often at most watchers get a fresh `top` frame.
-pub const TOP_PUSH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// An event of the module, as published on `violet:{NS}:events`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "event", rename_all = "lowercase")]
-pub enum Event {
-    Created {
-        room: String,
-        socket: String,
-        viewers: u64,
-    },
-    Joined {
-        room: String,
-        socket: String,
-        viewers: u64,
-    },
-    Left {
-        room: String,
-        socket: String,
-        viewers: u64,
-    },
-    Destroyed {
-        room: String,
-    },
-    Updated {
-        room: String,
-        fields: BTreeMap<String, String>,
-    },
-    Message {
-        room: String,
-        socket: String,
-        data: String,
-    },
-    #[serde(other)]
-    Other,
-}
+use tokio::sync::{mpsc, Notify};
+use tracing::warn;
+use violet_contract::events::Event;
 
 struct Local {
     pushes: mpsc::Sender<Utf8Bytes>,
@@ -113,7 +68,8 @@ impl State {
 /// This shim's connections: where their pushes go and which room each is in.
 pub struct Hub {
     state: Mutex<State>,
-    top_changed: Notify,
+    /// Woken when an event may have changed the top rooms.
+    pub(crate) top_changed: Notify,
     metrics: Arc<Metrics>,
 }
 
@@ -173,7 +129,7 @@ impl Hub {
     }
 
     /// The watchers of the top rooms, grouped by the count they asked for.
-    fn top_watchers(&self) -> BTreeMap<u64, Vec<String>> {
+    pub(crate) fn top_watchers(&self) -> BTreeMap<u64, Vec<String>> {
         let mut groups: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         for (socket, local) in &self.state().sockets {
             if let Some(count) = local.watch_top {
@@ -181,6 +137,18 @@ impl Hub {
             }
         }
         groups
+    }
+
+    /// Pushes a `top` frame of `count` rooms to those of `sockets` that still
+    /// watch `count` rooms.
+    pub(crate) fn push_top(&self, count: u64, sockets: &[String], text: &Utf8Bytes) {
+        let mut state = self.state();
+        let watching: Vec<String> = sockets
+            .iter()
+            .filter(|s| state.sockets.get(*s).and_then(|l| l.watch_top) == Some(count))
+            .cloned()
+            .collect();
+        self.push(&mut state, &watching, text);
     }
 
     /// Applies one event: updates where this shim's sockets are and pushes
@@ -193,6 +161,7 @@ impl Hub {
                 room,
                 socket,
                 viewers,
+                ..
             }
             | Event::Joined {
                 room,
@@ -285,87 +254,6 @@ impl Hub {
                 self.metrics.slow_client();
                 state.remove(socket);
             }
-        }
-    }
-}
-
-/// Holds the subscription to the namespace's events until shutdown,
-/// re-subscribing with backoff whenever the connection drops.
-pub async fn subscribe(
-    client: redis::Client,
-    channel: String,
-    hub: Arc<Hub>,
-    mut shutdown: broadcast::Receiver<()>,
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        tokio::select! {
-            () = listen(&client, &channel, &hub, &mut backoff) => {}
-            _ = shutdown.recv() => return,
-        }
-        debug!(delay = ?backoff, "re-subscribing to events");
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            _ = shutdown.recv() => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
-}
-
-async fn listen(client: &redis::Client, channel: &str, hub: &Hub, backoff: &mut Duration) {
-    let mut pubsub = match client.get_async_pubsub().await {
-        Ok(pubsub) => pubsub,
-        Err(error) => {
-            debug!(%error, "cannot subscribe to events yet");
-            return;
-        }
-    };
-    if let Err(error) = pubsub.subscribe(channel).await {
-        warn!(%error, "SUBSCRIBE failed");
-        return;
-    }
-    info!(channel, "subscribed to events");
-    *backoff = Duration::from_millis(50);
-    // Rooms may have changed while we were away.
-    hub.top_changed.notify_one();
-    let mut messages = pubsub.on_message();
-    while let Some(message) = messages.next().await {
-        let Ok(payload) = message.get_payload::<String>() else {
-            continue;
-        };
-        match serde_json::from_str::<Event>(&payload) {
-            Ok(event) => hub.apply(event),
-            Err(error) => warn!(%error, payload, "unreadable event"),
-        }
-    }
-    warn!(channel, "lost the events subscription");
-}
-
-/// Pushes `top` frames to watchers when rooms change, at most once per
-/// [`TOP_PUSH_INTERVAL`], with one `VIOLET.TOP` per distinct count.
-pub async fn watch_top(hub: Arc<Hub>, violet: Violet, mut shutdown: broadcast::Receiver<()>) {
-    loop {
-        tokio::select! {
-            () = hub.top_changed.notified() => {}
-            _ = shutdown.recv() => return,
-        }
-        for (count, sockets) in hub.top_watchers() {
-            match violet.top(Some(count), None).await {
-                Ok(rooms) => {
-                    let text = Utf8Bytes::from(Frame::Top { rooms }.to_text(None));
-                    let mut state = hub.state();
-                    let watching: Vec<String> = sockets
-                        .into_iter()
-                        .filter(|s| state.sockets.get(s).and_then(|l| l.watch_top) == Some(count))
-                        .collect();
-                    hub.push(&mut state, &watching, &text);
-                }
-                Err(error) => debug!(%error, "VIOLET.TOP for watchers failed"),
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(TOP_PUSH_INTERVAL) => {}
-            _ = shutdown.recv() => return,
         }
     }
 }

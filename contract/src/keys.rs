@@ -11,7 +11,10 @@
 //! Every key carries the hash tag `{NS}`, so a namespace lives in one cluster
 //! slot and each command touches one slot only.
 
-use crate::ids::Namespace;
+/// The events channel of `namespace`, `violet:{NS}:events`.
+pub fn events_channel(namespace: &str) -> String {
+    format!("violet:{{{namespace}}}:events")
+}
 
 /// Names the keys of one namespace.
 #[derive(Debug, Clone)]
@@ -35,7 +38,9 @@ const ROOM_PREFIX: &str = "room:";
 pub const MEMBERS_SUFFIX: &str = ":members";
 
 impl Keys {
-    pub fn new(namespace: &Namespace) -> Self {
+    /// The keys of `namespace`, which the module has validated (1-128 bytes,
+    /// no `{` or `}`).
+    pub fn new(namespace: &str) -> Self {
         let prefix = format!("violet:{{{namespace}}}:");
         Self {
             rooms: format!("{prefix}rooms"),
@@ -99,7 +104,7 @@ mod tests {
     use super::*;
 
     fn keys() -> Keys {
-        Keys::new(&Namespace::parse("watch-party").unwrap())
+        Keys::new("watch-party")
     }
 
     #[test]
@@ -108,6 +113,7 @@ mod tests {
         assert_eq!(k.rooms(), "violet:{watch-party}:rooms");
         assert_eq!(k.sockets(), "violet:{watch-party}:sockets");
         assert_eq!(k.events(), "violet:{watch-party}:events");
+        assert_eq!(events_channel("watch-party"), k.events());
         assert_eq!(k.room("ROOM:2"), "violet:{watch-party}:room:ROOM:2");
         assert_eq!(
             k.members("ROOM:2"),

@@ -12,18 +12,21 @@
 //! A move from one room to another is a `left` (and, if that emptied the room, a
 //! `destroyed`) followed by a `joined`, in that order.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A change in a namespace, as subscribers of its events channel see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// The module serializes it; the shim deserializes it, reading an event of a
+/// kind it does not know (from a newer module) as [`Event::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum Event {
     Created {
         room: String,
         socket: String,
         viewers: u64,
-        visibility: &'static str,
+        visibility: String,
     },
     Joined {
         room: String,
@@ -47,6 +50,9 @@ pub enum Event {
         socket: String,
         data: String,
     },
+    /// An event this version does not know; never published.
+    #[serde(other)]
+    Other,
 }
 
 impl Event {
@@ -73,5 +79,18 @@ mod tests {
         );
         let d = Event::Destroyed { room: "r".into() };
         assert_eq!(d.to_json(), r#"{"event":"destroyed","room":"r"}"#);
+    }
+
+    #[test]
+    fn events_read_back_and_unknown_kinds_are_other() {
+        let e = Event::Created {
+            room: "r".into(),
+            socket: "s".into(),
+            viewers: 1,
+            visibility: "public".into(),
+        };
+        assert_eq!(serde_json::from_str::<Event>(&e.to_json()).unwrap(), e);
+        let unknown: Event = serde_json::from_str(r#"{"event":"renamed","room":"r"}"#).unwrap();
+        assert_eq!(unknown, Event::Other);
     }
 }

@@ -1,0 +1,111 @@
+//! HTTP: the routes. Static files, WebSocket upgrades, `/healthz`, `/metrics`.
+
+use crate::connection;
+use crate::server::Shared;
+use axum::body::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+use tower::ServiceExt;
+use tracing::debug;
+
+/// Frames up to this many times `--max-frame-bytes` are read whole and then
+/// refused with a close frame; larger ones are cut off while being read.
+const HARD_LIMIT_FACTOR: usize = 4;
+
+/// The shim's routes: WebSockets at `/` and `/ws`, the page at `/`, health and
+/// metrics.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .route("/ws", get(websocket))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(static_file)
+        .with_state(shared)
+}
+
+/// `/`: a WebSocket upgrade if the request asks for one, else the page.
+async fn root(
+    State(shared): State<Arc<Shared>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    request: Request,
+) -> Response {
+    match upgrade {
+        Ok(upgrade) => accept(shared, upgrade, request.headers()),
+        Err(_) => serve_static(&shared, request).await,
+    }
+}
+
+/// `/ws`: WebSocket upgrades only.
+async fn websocket(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    accept(shared, upgrade, &headers)
+}
+
+async fn static_file(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    serve_static(&shared, request).await
+}
+
+async fn serve_static(shared: &Shared, request: Request) -> Response {
+    match shared.static_files.clone().oneshot(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    }
+}
+
+/// Checks the origin and the connection limit, then upgrades.
+fn accept(shared: Arc<Shared>, upgrade: WebSocketUpgrade, headers: &HeaderMap) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = &shared.config.allowed_origins;
+        let origin = origin.to_str().unwrap_or_default();
+        if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
+            debug!(origin, "refused a WebSocket from a disallowed origin");
+            shared.metrics.connection_refused();
+            return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+        }
+    }
+    if shared.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    let Ok(permit) = shared.limit.clone().try_acquire_owned() else {
+        shared.metrics.connection_refused();
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+    };
+    let hard_limit = shared
+        .config
+        .max_frame_bytes
+        .saturating_mul(HARD_LIMIT_FACTOR)
+        .max(shared.config.max_frame_bytes.saturating_add(16 * 1024));
+    upgrade
+        .max_frame_size(hard_limit)
+        .max_message_size(hard_limit)
+        .on_upgrade(move |socket| connection::serve(socket, shared, permit))
+}
+
+/// `GET /healthz`: 200 when Redis answers and has the module, else 503.
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.violet.ready().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")).into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
