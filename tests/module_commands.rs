@@ -125,8 +125,17 @@ fn create_writes_the_documented_layout() {
         &["ZRANGE", "violet:{wp}:rooms", "0", "-1", "WITHSCORES"],
     );
     assert_eq!(ranking, [("ROOM:1".into(), 1)]);
-    let sockets: Vec<(String, String)> = ok(&mut fx.con, &["HGETALL", "violet:{wp}:sockets"]);
+    let sockets: Vec<(String, String)> = ok(&mut fx.con, &["HGETALL", "violet:{wp}:node:s1"]);
     assert_eq!(sockets, [("s1".into(), "ROOM:1".into())]);
+    let nodes: Vec<(String, String)> = ok(
+        &mut fx.con,
+        &["ZRANGE", "violet:{wp}:nodes", "0", "-1", "WITHSCORES"],
+    );
+    assert_eq!(
+        nodes,
+        [("s1".into(), "inf".into())],
+        "no lease: never expires"
+    );
     assert_eq!(
         fx.events.next_event(),
         json!({"event": "created", "room": "ROOM:1", "socket": "s1", "viewers": 1, "visibility": "public"})
@@ -164,16 +173,17 @@ fn create_moves_the_creator_and_destroys_its_empty_room() {
     assert_eq!(
         keys,
         [
+            "violet:{wp}:node:s1",
+            "violet:{wp}:nodes",
             "violet:{wp}:room:new",
             "violet:{wp}:room:new:members",
-            "violet:{wp}:sockets"
         ],
         "the old room is gone and the private room is not ranked"
     );
     fx.events.next_event();
     assert_eq!(
         fx.events.next_event(),
-        json!({"event": "left", "room": "old", "socket": "s1", "viewers": 0})
+        json!({"event": "left", "room": "old", "socket": "s1", "viewers": 0, "reason": "left"})
     );
     assert_eq!(
         fx.events.next_event(),
@@ -316,8 +326,8 @@ fn leave_replies_with_the_room_and_the_last_one_out_destroys_it() {
     assert_eq!(
         &events[2..],
         [
-            json!({"event": "left", "room": "r1", "socket": "a", "viewers": 1}),
-            json!({"event": "left", "room": "r1", "socket": "b", "viewers": 0}),
+            json!({"event": "left", "room": "r1", "socket": "a", "viewers": 1, "reason": "left"}),
+            json!({"event": "left", "room": "r1", "socket": "b", "viewers": 0, "reason": "left"}),
             json!({"event": "destroyed", "room": "r1"}),
         ]
     );
@@ -466,13 +476,16 @@ fn check_reports_tampering() {
     let _: String = ok(&mut fx.con, &["VIOLET.CREATE", NS, "a", "r1"]);
     fx.check();
     let _: i64 = ok(&mut fx.con, &["ZINCRBY", "violet:{wp}:rooms", "-1", "r1"]);
-    let _: i64 = ok(&mut fx.con, &["HSET", "violet:{wp}:sockets", "ghost", "r1"]);
+    let _: i64 = ok(
+        &mut fx.con,
+        &["HSET", "violet:{wp}:node:a", "a:ghost", "r1"],
+    );
     let err = call(&mut fx.con, &["VIOLET.CHECK", NS]).unwrap_err();
     assert_eq!(err.code(), Some("CORRUPT"));
     let text = err.to_string();
     assert!(text.contains("2 violation(s)"), "{text}");
     assert!(text.contains("ranked 0"), "{text}");
-    assert!(text.contains("\"ghost\""), "{text}");
+    assert!(text.contains("\"a:ghost\""), "{text}");
 }
 
 #[test]

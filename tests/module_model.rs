@@ -156,7 +156,7 @@ impl Model {
         entry.members.remove(socket);
         let viewers = entry.members.len();
         self.events
-            .push(json!({"event": "left", "room": room, "socket": socket, "viewers": viewers}));
+            .push(json!({"event": "left", "room": room, "socket": socket, "viewers": viewers, "reason": "left"}));
         if viewers == 0 {
             self.rooms.remove(&room);
             self.events
@@ -202,10 +202,26 @@ impl Model {
                 Contents::SortedSet(ranking),
             );
         }
-        if !self.sockets.is_empty() {
+        // Each socket is recorded by its node (its id up to the first ':');
+        // these sockets hold no lease, so their nodes are indexed at +inf.
+        let mut nodes: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for (socket, room) in &self.sockets {
+            let node = socket.split(':').next().unwrap_or(socket);
+            nodes
+                .entry(node.to_owned())
+                .or_default()
+                .push((socket.clone(), room.clone()));
+        }
+        if !nodes.is_empty() {
             keys.insert(
-                format!("violet:{{{NS}}}:sockets"),
-                Contents::Hash(self.sockets.clone().into_iter().collect()),
+                format!("violet:{{{NS}}}:nodes"),
+                Contents::SortedSet(nodes.keys().map(|n| (n.clone(), f64::INFINITY)).collect()),
+            );
+        }
+        for (node, entries) in nodes {
+            keys.insert(
+                format!("violet:{{{NS}}}:node:{node}"),
+                Contents::Hash(entries.into_iter().collect()),
             );
         }
         keys

@@ -3,7 +3,9 @@
 -- ARGV: namespace, socket, room.
 local prefix = 'violet:{' .. ARGV[1] .. '}:'
 local socket, room = ARGV[2], ARGV[3]
-local sockets, ranking, events = prefix .. 'sockets', prefix .. 'rooms', prefix .. 'events'
+local ranking, nodes, events = prefix .. 'rooms', prefix .. 'nodes', prefix .. 'events'
+local node = string.match(socket, '^[^:]*')
+local sockets = prefix .. 'node:' .. node
 local room_key = prefix .. 'room:' .. room
 local members = room_key .. ':members'
 
@@ -27,13 +29,18 @@ local capacity = redis.call('HGET', room_key, 'capacity')
 if capacity and viewers >= tonumber(capacity) then
   return redis.error_reply('FULL room "' .. room .. '" is full (capacity ' .. capacity .. ')')
 end
+local first_of_node = not previous and redis.call('HLEN', sockets) == 0
+if first_of_node then
+  redis.call('ZCARD', nodes)
+end
 redis.call('ZCARD', ranking)
 
 if previous then
+  -- A move keeps the socket's entry in its node's hash: the HSET below
+  -- overwrites it.
   local removed = redis.call('SREM', previous_members, socket)
-  redis.call('HDEL', sockets, socket)
   local left = previous_viewers - removed
-  redis.call('PUBLISH', events, cjson.encode({ event = 'left', room = previous, socket = socket, viewers = left }))
+  redis.call('PUBLISH', events, cjson.encode({ event = 'left', room = previous, socket = socket, viewers = left, reason = 'left' }))
   if left == 0 then
     redis.call('DEL', previous_key, previous_members)
     redis.call('ZREM', ranking, previous)
@@ -44,6 +51,9 @@ if previous then
 end
 viewers = viewers + redis.call('SADD', members, socket)
 redis.call('HSET', sockets, socket, room)
+if first_of_node then
+  redis.call('ZADD', nodes, 'NX', '+inf', node)
+end
 if visibility == 'public' then
   redis.call('ZADD', ranking, viewers, room)
 end

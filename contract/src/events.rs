@@ -3,14 +3,16 @@
 //! ```json
 //! {"event":"created","room":"r1","socket":"s1","viewers":1,"visibility":"public"}
 //! {"event":"joined","room":"r1","socket":"s2","viewers":2}
-//! {"event":"left","room":"r1","socket":"s2","viewers":1}
+//! {"event":"left","room":"r1","socket":"s2","viewers":1,"reason":"left"}
 //! {"event":"destroyed","room":"r1"}
 //! {"event":"updated","room":"r1","fields":{"title":"New title"}}
 //! {"event":"message","room":"r1","socket":"s1","data":"..."}
 //! ```
 //!
 //! A move from one room to another is a `left` (and, if that emptied the room, a
-//! `destroyed`) followed by a `joined`, in that order.
+//! `destroyed`) followed by a `joined`, in that order. A `left` says why the
+//! socket left: `left` (it asked, or moved), `expired` (its node's lease ran
+//! out and the module reaped it) or `released` (its node released its lease).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -37,6 +39,9 @@ pub enum Event {
         room: String,
         socket: String,
         viewers: u64,
+        /// Why; events of older modules carry none, read as [`Reason::Left`].
+        #[serde(default)]
+        reason: Reason,
     },
     Destroyed {
         room: String,
@@ -53,6 +58,29 @@ pub enum Event {
     /// An event this version does not know; never published.
     #[serde(other)]
     Other,
+}
+
+/// Why a socket left its room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// It left or moved to another room (`VIOLET.LEAVE`, `JOIN`, `CREATE`).
+    #[default]
+    Left,
+    /// Its node's lease expired and the module reaped it.
+    Expired,
+    /// Its node released its lease (`VIOLET.RELEASE`).
+    Released,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Left => "left",
+            Reason::Expired => "expired",
+            Reason::Released => "released",
+        }
+    }
 }
 
 impl Event {

@@ -4,16 +4,28 @@
 //! violet:{NS}:rooms               ZSET  public room id -> viewers
 //! violet:{NS}:room:ROOM           HASH  the room's details, owner, visibility, capacity
 //! violet:{NS}:room:ROOM:members   SET   socket ids in the room
-//! violet:{NS}:sockets             HASH  socket id -> the room it is in
+//! violet:{NS}:node:NODE           HASH  socket id -> the room it is in, for the sockets of NODE
+//! violet:{NS}:nodes               ZSET  node -> lease expiry (Unix ms), +inf for a node with no lease
 //! violet:{NS}:events              pub/sub channel, one JSON message per change
 //! ```
 //!
 //! Every key carries the hash tag `{NS}`, so a namespace lives in one cluster
 //! slot and each command touches one slot only.
+//!
+//! A socket belongs to the node named by its id up to the first `:` (the
+//! whole id when it has none): the shim's sockets `3f9a0c12be77:17` belong to
+//! node `3f9a0c12be77`, the shim itself. A node's hash lists exactly its
+//! sockets that are in a room, so a node's sockets are found in O(its
+//! sockets) and the namespace's in O(nodes + sockets).
 
 /// The events channel of `namespace`, `violet:{NS}:events`.
 pub fn events_channel(namespace: &str) -> String {
     format!("violet:{{{namespace}}}:events")
+}
+
+/// The node a socket belongs to: its id up to the first `:`, or the whole id.
+pub fn node_of(socket: &str) -> &str {
+    socket.split_once(':').map_or(socket, |(node, _)| node)
 }
 
 /// Names the keys of one namespace.
@@ -21,20 +33,22 @@ pub fn events_channel(namespace: &str) -> String {
 pub struct Keys {
     prefix: String,
     rooms: String,
-    sockets: String,
+    nodes: String,
 }
 
 /// What a key of the namespace is, as told by its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRole<'a> {
     Rooms,
-    Sockets,
+    Nodes,
+    Node(&'a str),
     Room(&'a str),
     Members(&'a str),
     Unknown,
 }
 
 const ROOM_PREFIX: &str = "room:";
+const NODE_PREFIX: &str = "node:";
 pub const MEMBERS_SUFFIX: &str = ":members";
 
 impl Keys {
@@ -44,7 +58,7 @@ impl Keys {
         let prefix = format!("violet:{{{namespace}}}:");
         Self {
             rooms: format!("{prefix}rooms"),
-            sockets: format!("{prefix}sockets"),
+            nodes: format!("{prefix}nodes"),
             prefix,
         }
     }
@@ -59,9 +73,19 @@ impl Keys {
         &self.rooms
     }
 
-    /// Which room each socket is in.
-    pub fn sockets(&self) -> &str {
-        &self.sockets
+    /// The index of nodes, with their lease expiry.
+    pub fn nodes(&self) -> &str {
+        &self.nodes
+    }
+
+    /// The hash of a node's sockets: socket id -> room.
+    pub fn node(&self, node: &str) -> String {
+        format!("{}{NODE_PREFIX}{node}", self.prefix)
+    }
+
+    /// The hash that records `socket`'s room: the hash of its node.
+    pub fn node_of_socket(&self, socket: &str) -> String {
+        self.node(node_of(socket))
     }
 
     /// The pub/sub channel of the namespace's events.
@@ -84,9 +108,16 @@ impl Keys {
         let Some(rest) = key.strip_prefix(self.prefix.as_str()) else {
             return KeyRole::Unknown;
         };
+        if let Some(node) = rest.strip_prefix(NODE_PREFIX) {
+            return if node.is_empty() || node.contains(':') {
+                KeyRole::Unknown
+            } else {
+                KeyRole::Node(node)
+            };
+        }
         match rest {
             "rooms" => KeyRole::Rooms,
-            "sockets" => KeyRole::Sockets,
+            "nodes" => KeyRole::Nodes,
             _ => match rest.strip_prefix(ROOM_PREFIX) {
                 Some(room) => match room.strip_suffix(MEMBERS_SUFFIX) {
                     Some(room) if !room.is_empty() => KeyRole::Members(room),
@@ -103,6 +134,13 @@ impl Keys {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_socket_belongs_to_the_node_before_its_first_colon() {
+        assert_eq!(node_of("3f9a0c12be77:17"), "3f9a0c12be77");
+        assert_eq!(node_of("sock:1:x"), "sock");
+        assert_eq!(node_of("alone"), "alone");
+    }
+
     fn keys() -> Keys {
         Keys::new("watch-party")
     }
@@ -111,7 +149,9 @@ mod tests {
     fn layout_matches_the_contract() {
         let k = keys();
         assert_eq!(k.rooms(), "violet:{watch-party}:rooms");
-        assert_eq!(k.sockets(), "violet:{watch-party}:sockets");
+        assert_eq!(k.nodes(), "violet:{watch-party}:nodes");
+        assert_eq!(k.node("3f9a"), "violet:{watch-party}:node:3f9a");
+        assert_eq!(k.node_of_socket("3f9a:7"), "violet:{watch-party}:node:3f9a");
         assert_eq!(k.events(), "violet:{watch-party}:events");
         assert_eq!(events_channel("watch-party"), k.events());
         assert_eq!(k.room("ROOM:2"), "violet:{watch-party}:room:ROOM:2");
@@ -125,7 +165,9 @@ mod tests {
     fn roles_round_trip() {
         let k = keys();
         assert_eq!(k.role(k.rooms()), KeyRole::Rooms);
-        assert_eq!(k.role(k.sockets()), KeyRole::Sockets);
+        assert_eq!(k.role(k.nodes()), KeyRole::Nodes);
+        assert_eq!(k.role(&k.node("n1")), KeyRole::Node("n1"));
+        assert_eq!(k.role("violet:{watch-party}:node:a:b"), KeyRole::Unknown);
         assert_eq!(k.role(&k.room("a:b")), KeyRole::Room("a:b"));
         assert_eq!(k.role(&k.members("a:b")), KeyRole::Members("a:b"));
         assert_eq!(k.role("violet:{watch-party}:other"), KeyRole::Unknown);

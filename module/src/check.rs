@@ -1,53 +1,112 @@
 //! `VIOLET.CHECK`: verifies every invariant of a namespace, for tests and operators.
 //!
-//! It reads the whole namespace (a `SCAN` plus a few reads per room and
-//! socket), so it is O(rooms + sockets): run it on a replica or off-peak.
+//! It starts from the namespace's own indexes, the node index and the
+//! ranking, so it reads O(nodes + sockets + rooms) and nothing else of the
+//! keyspace: run it on a replica or off-peak. `FULL` also walks the keyspace
+//! (a `SCAN` for the namespace's prefix, O(keyspace)) to find keys that no
+//! index reaches: a stray room hash, a node hash missing from the index, an
+//! unknown key.
 
 use crate::details::{parse_capacity, Visibility, CAPACITY, OWNER, VISIBILITY};
 use crate::error::{quoted, Result};
 use crate::store::Store;
-use std::collections::BTreeSet;
-use violet_contract::keys::{KeyRole, Keys};
+use std::collections::{BTreeMap, BTreeSet};
+use violet_contract::keys::{node_of, KeyRole, Keys};
+
+/// How long after its lease expired a node may still have sockets: the
+/// reaper's promise is lease + 2 s.
+pub const EXPIRED_GRACE_MS: u64 = 2_000;
 
 /// Every broken invariant of the namespace, one sentence each.
 ///
 /// # Errors
 /// Only what the store reports (for example `WRONGTYPE` when a key of the
 /// layout holds the wrong type).
-pub fn violations<S: Store>(store: &mut S, keys: &Keys) -> Result<Vec<String>> {
+pub fn violations<S: Store>(store: &mut S, keys: &Keys, full: bool) -> Result<Vec<String>> {
     let mut found = Vec::new();
+    let now = store.now_ms();
+    let nodes: BTreeMap<String, f64> = store
+        .zrange_up_to(keys.nodes(), f64::INFINITY, u64::MAX)?
+        .into_iter()
+        .collect();
     let mut rooms = BTreeSet::new();
-    let mut member_sets = BTreeSet::new();
-    for key in store.keys_with_prefix(keys.prefix())? {
-        match keys.role(&key) {
-            KeyRole::Rooms | KeyRole::Sockets => {}
-            KeyRole::Room(room) => {
-                rooms.insert(room.to_owned());
-            }
-            KeyRole::Members(room) => {
-                member_sets.insert(room.to_owned());
-            }
-            KeyRole::Unknown => found.push(format!("unexpected key {}", quoted(&key))),
-        }
+    for (node, expiry) in &nodes {
+        check_node(store, keys, node, *expiry, now, &mut rooms, &mut found)?;
     }
+    let ranking = ranking(store, keys)?;
+    rooms.extend(ranking.iter().cloned());
     for room in &rooms {
-        if !member_sets.contains(room) {
-            found.push(format!("room {} exists with no members", quoted(room)));
+        let details = store.exists(&keys.room(room))?;
+        let members = store.exists(&keys.members(room))?;
+        match (details, members) {
+            (true, true) => check_room(store, keys, room, &mut found)?,
+            (true, false) => found.push(format!("room {} exists with no members", quoted(room))),
+            (false, true) => found.push(format!(
+                "room {} has members but no details hash",
+                quoted(room)
+            )),
+            (false, false) => {}
         }
-        check_room(store, keys, room, &mut found)?;
+        if !details && ranking.contains(room) {
+            found.push(format!(
+                "ranking lists room {} which does not exist",
+                quoted(room)
+            ));
+        }
+        check_members(store, keys, room, &nodes, &mut found)?;
     }
-    for room in member_sets.difference(&rooms) {
+    if full {
+        check_keyspace(store, keys, &nodes, &rooms, &mut found)?;
+    }
+    Ok(found)
+}
+
+/// A node's lease and its hash: each socket is the node's, a member of the
+/// room recorded, and not kept long past the lease.
+fn check_node<S: Store>(
+    store: &mut S,
+    keys: &Keys,
+    node: &str,
+    expiry: f64,
+    now: u64,
+    rooms: &mut BTreeSet<String>,
+    found: &mut Vec<String>,
+) -> Result<()> {
+    let sockets = store.hgetall(&keys.node(node))?;
+    if sockets.is_empty() && expiry == f64::INFINITY {
         found.push(format!(
-            "room {} has members but no details hash",
-            quoted(room)
+            "node {} is indexed with no lease and no sockets",
+            quoted(node)
         ));
     }
-    for room in rooms.union(&member_sets) {
-        check_members(store, keys, room, &mut found)?;
+    if !sockets.is_empty() && expiry.is_finite() && expiry + (EXPIRED_GRACE_MS as f64) < now as f64
+    {
+        found.push(format!(
+            "node {} still has {} socket(s) {} ms after its lease expired",
+            quoted(node),
+            sockets.len(),
+            now as f64 - expiry
+        ));
     }
-    check_sockets(store, keys, &mut found)?;
-    check_ranking(store, keys, &rooms, &mut found)?;
-    Ok(found)
+    for (socket, room) in sockets {
+        if node_of(&socket) != node {
+            found.push(format!(
+                "socket {} is recorded by node {} but belongs to node {}",
+                quoted(&socket),
+                quoted(node),
+                quoted(node_of(&socket))
+            ));
+        }
+        if !store.sismember(&keys.members(&room), &socket)? {
+            found.push(format!(
+                "socket {} is recorded in room {} but is not a member",
+                quoted(&socket),
+                quoted(&room)
+            ));
+        }
+        rooms.insert(room);
+    }
+    Ok(())
 }
 
 fn check_room<S: Store>(
@@ -92,14 +151,16 @@ fn check_room<S: Store>(
     Ok(())
 }
 
+/// Each member is recorded in this room by its node, and its node is indexed.
 fn check_members<S: Store>(
     store: &mut S,
     keys: &Keys,
     room: &str,
+    nodes: &BTreeMap<String, f64>,
     found: &mut Vec<String>,
 ) -> Result<()> {
     for socket in store.smembers(&keys.members(room))? {
-        let recorded = store.hget(keys.sockets(), &socket)?;
+        let recorded = store.hget(&keys.node_of_socket(&socket), &socket)?;
         if recorded.as_deref() != Some(room) {
             found.push(format!(
                 "socket {} is a member of room {} but recorded in {}",
@@ -108,39 +169,55 @@ fn check_members<S: Store>(
                 recorded.as_deref().map_or("no room".to_owned(), quoted)
             ));
         }
-    }
-    Ok(())
-}
-
-fn check_sockets<S: Store>(store: &mut S, keys: &Keys, found: &mut Vec<String>) -> Result<()> {
-    for (socket, room) in store.hgetall(keys.sockets())? {
-        if !store.sismember(&keys.members(&room), &socket)? {
+        if !nodes.contains_key(node_of(&socket)) {
             found.push(format!(
-                "socket {} is recorded in room {} but is not a member",
+                "socket {} is in room {} but its node {} is not in the node index",
                 quoted(&socket),
-                quoted(&room)
+                quoted(room),
+                quoted(node_of(&socket))
             ));
         }
     }
     Ok(())
 }
 
-fn check_ranking<S: Store>(
+fn ranking<S: Store>(store: &mut S, keys: &Keys) -> Result<BTreeSet<String>> {
+    let ranked = store.zcard(keys.rooms())?;
+    if ranked == 0 {
+        return Ok(BTreeSet::new());
+    }
+    Ok(store
+        .zrevrange(keys.rooms(), 0, ranked - 1)?
+        .into_iter()
+        .map(|(room, _)| room)
+        .collect())
+}
+
+/// `FULL`: every key with the namespace's prefix is reached by an index.
+fn check_keyspace<S: Store>(
     store: &mut S,
     keys: &Keys,
+    nodes: &BTreeMap<String, f64>,
     rooms: &BTreeSet<String>,
     found: &mut Vec<String>,
 ) -> Result<()> {
-    let ranked = store.zcard(keys.rooms())?;
-    if ranked == 0 {
-        return Ok(());
-    }
-    for (room, _) in store.zrevrange(keys.rooms(), 0, ranked - 1)? {
-        if !rooms.contains(&room) {
-            found.push(format!(
-                "ranking lists room {} which does not exist",
-                quoted(&room)
-            ));
+    for key in store.keys_with_prefix(keys.prefix())? {
+        match keys.role(&key) {
+            KeyRole::Rooms | KeyRole::Nodes => {}
+            KeyRole::Room(room) | KeyRole::Members(room) if !rooms.contains(room) => {
+                found.push(format!(
+                    "key {} belongs to room {} which no socket and no ranking reaches",
+                    quoted(&key),
+                    quoted(room)
+                ));
+            }
+            KeyRole::Room(_) | KeyRole::Members(_) => {}
+            KeyRole::Node(node) if !nodes.contains_key(node) => found.push(format!(
+                "node {} has sockets but is not in the node index",
+                quoted(node)
+            )),
+            KeyRole::Node(_) => {}
+            KeyRole::Unknown => found.push(format!("unexpected key {}", quoted(&key))),
         }
     }
     Ok(())

@@ -4,7 +4,9 @@
 
 use crate::details::Details;
 use crate::error::{err_corrupt, err_internal, err_invalid, VioletError};
-use crate::ids::{Namespace, RoomId, SocketId};
+use crate::ids::{Namespace, NodeId, RoomId, SocketId};
+use crate::leases::LeaseOutcome;
+use crate::reaper;
 use crate::redis_store::RedisStore;
 use crate::rooms::{NewRoom, RoomView, Rooms};
 use redis_module::{Context, NextArg, RedisError, RedisResult, RedisString, RedisValue};
@@ -31,6 +33,13 @@ pub fn guarded(
         ctx.log_warning("Violet: a command panicked; the error was returned to the client");
         Err(err_internal().into())
     })
+}
+
+/// Runs timer work, catching a panic as [`guarded`] does for commands.
+pub fn guarded_timer(ctx: &Context, work: fn(&Context)) {
+    if catch_unwind(AssertUnwindSafe(|| work(ctx))).is_err() {
+        ctx.log_warning("Violet: the reaper panicked; it runs again at its next interval");
+    }
 }
 
 /// `VIOLET.CREATE NS SOCKET ROOM|* [field value ...]`: the new room's id.
@@ -147,12 +156,46 @@ pub fn where_is(ctx: &Context, mut args: Args) -> RedisResult {
     ))
 }
 
-/// `VIOLET.CHECK NS`: `OK`, or a `CORRUPT` error naming every violation.
-pub fn check(ctx: &Context, mut args: Args) -> RedisResult {
+/// `VIOLET.LEASE NS NODE [TTL-MS]`: `renewed`, `created` or `expired`.
+pub fn lease(ctx: &Context, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
+    let node = node(&args.next_arg()?)?;
+    let ttl = match args.next() {
+        Some(ttl) => number_in(&ttl, "TTL-MS", reaper::LEASE_MIN_MS, reaper::LEASE_MAX_MS)?,
+        None => reaper::default_lease_ms(),
+    };
     args.done()?;
     let mut store = RedisStore::new(ctx);
-    let violations = Rooms::new(&mut store, &namespace).check()?;
+    let outcome = Rooms::new(&mut store, &namespace).lease(&node, ttl)?;
+    if outcome != LeaseOutcome::Expired {
+        reaper::watch(ctx, &namespace);
+    }
+    Ok(RedisValue::SimpleStringStatic(outcome.as_str()))
+}
+
+/// `VIOLET.RELEASE NS NODE`: how many of the node's sockets left their rooms
+/// now; past the reaper's batch size, the rest leave on its next runs.
+pub fn release(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    let node = node(&args.next_arg()?)?;
+    args.done()?;
+    let mut store = RedisStore::new(ctx);
+    let removed = Rooms::new(&mut store, &namespace).release(&node, reaper::batch())?;
+    reaper::watch(ctx, &namespace);
+    Ok(count(removed))
+}
+
+/// `VIOLET.CHECK NS [FULL]`: `OK`, or a `CORRUPT` error naming every violation.
+pub fn check(ctx: &Context, mut args: Args) -> RedisResult {
+    let namespace = namespace(&args.next_arg()?)?;
+    let full = match args.next() {
+        None => false,
+        Some(option) if utf8(&option)?.eq_ignore_ascii_case("FULL") => true,
+        Some(_) => return Err(err_invalid("syntax error: VIOLET.CHECK takes FULL").into()),
+    };
+    args.done()?;
+    let mut store = RedisStore::new(ctx);
+    let violations = Rooms::new(&mut store, &namespace).check(full)?;
     if violations.is_empty() {
         Ok(RedisValue::SimpleStringStatic("OK"))
     } else {
@@ -176,6 +219,10 @@ fn room(arg: &RedisString) -> Result<RoomId, VioletError> {
     RoomId::parse(utf8(arg)?)
 }
 
+fn node(arg: &RedisString) -> Result<NodeId, VioletError> {
+    NodeId::parse(utf8(arg)?)
+}
+
 /// `field value` pairs; a missing value is an arity error, as with `HSET`.
 fn details(rest: Vec<RedisString>, at_least_one: bool) -> Result<Details, RedisError> {
     if !rest.len().is_multiple_of(2) || (at_least_one && rest.is_empty()) {
@@ -189,11 +236,15 @@ fn details(rest: Vec<RedisString>, at_least_one: bool) -> Result<Details, RedisE
 }
 
 fn number(arg: &RedisString, option: &str, max: u64) -> Result<u64, VioletError> {
+    number_in(arg, option, 0, max)
+}
+
+fn number_in(arg: &RedisString, option: &str, min: u64, max: u64) -> Result<u64, VioletError> {
     utf8(arg)?
         .parse::<u64>()
         .ok()
-        .filter(|n| *n <= max)
-        .ok_or_else(|| err_invalid(format!("{option} must be an integer from 0 to {max}")))
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| err_invalid(format!("{option} must be an integer from {min} to {max}")))
 }
 
 fn optional(text: Option<String>) -> RedisValue {

@@ -62,3 +62,26 @@ pub fn key_shape(ctx: &Context, key: &RedisString) -> (KeyType, u64) {
     raw::close_key(handle);
     (KeyType::from(kind), length as u64)
 }
+
+/// The server's clock in Unix milliseconds (`RedisModule_Milliseconds`): the
+/// time Redis itself uses, cached per command.
+pub fn milliseconds() -> u64 {
+    // SAFETY: the pointer is set once at load and only read afterwards; the
+    // function takes no arguments and only reads the clock.
+    let now = unsafe { raw::RedisModule_Milliseconds.map_or(0, |f| f()) };
+    u64::try_from(now).unwrap_or(0)
+}
+
+/// The database the command runs in (`RedisModule_GetSelectedDb`).
+pub fn selected_db(ctx: &Context) -> i32 {
+    // SAFETY: `ctx.ctx` is the live context of the running command or timer;
+    // the pointer is set at load and only read afterwards.
+    unsafe { raw::RedisModule_GetSelectedDb.map_or(0, |f| f(ctx.ctx)) }
+}
+
+/// Makes `db` the database of `ctx` (`RedisModule_SelectDb`); whether it could.
+pub fn select_db(ctx: &Context, db: i32) -> bool {
+    // SAFETY: as above; Redis checks the index and answers an error status
+    // for one out of range.
+    unsafe { raw::RedisModule_SelectDb.map_or(1, |f| f(ctx.ctx, db)) == 0 }
+}

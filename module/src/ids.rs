@@ -3,7 +3,9 @@
 //! Ids are 1-128 bytes of UTF-8 with no whitespace or control characters, so
 //! they print cleanly in `redis-cli` and in JSON events. A namespace also has no
 //! `{` or `}`: it becomes the hash tag of every key it owns. A room id may not
-//! end in `:members`, which would name the member set of another room.
+//! end in `:members`, which would name the member set of another room. A
+//! socket belongs to the node named by its id up to the first `:`, so a node
+//! id has no `:` and a socket id does not start with one.
 
 use crate::error::{err_invalid, quoted, Result};
 use std::fmt;
@@ -50,6 +52,10 @@ id_type!(
     /// A room.
     RoomId
 );
+id_type!(
+    /// A node: a shim, or any program that holds a lease on its sockets.
+    NodeId
+);
 
 impl Namespace {
     /// # Errors
@@ -68,9 +74,31 @@ impl Namespace {
 
 impl SocketId {
     /// # Errors
-    /// `ERR` when the id is malformed.
+    /// `ERR` when the id is malformed or starts with `:` (its node would have
+    /// no name).
     pub fn parse(input: &str) -> Result<Self> {
         check_id("socket id", input)?;
+        if input.starts_with(':') {
+            return Err(err_invalid(format!(
+                "invalid socket id {}: it must not start with ':'",
+                quoted(input)
+            )));
+        }
+        Ok(Self(input.to_owned()))
+    }
+}
+
+impl NodeId {
+    /// # Errors
+    /// `ERR` when the id is malformed or contains `:`.
+    pub fn parse(input: &str) -> Result<Self> {
+        check_id("node id", input)?;
+        if input.contains(':') {
+            return Err(err_invalid(format!(
+                "invalid node id {}: it must not contain ':'",
+                quoted(input)
+            )));
+        }
         Ok(Self(input.to_owned()))
     }
 }
@@ -133,6 +161,14 @@ mod tests {
         assert!(Namespace::parse("a{b").is_err());
         assert!(Namespace::parse("a}b").is_err());
         assert!(Namespace::parse("a:b").is_ok());
+    }
+
+    #[test]
+    fn node_ids_name_the_start_of_socket_ids() {
+        assert!(NodeId::parse("3f9a0c12be77").is_ok());
+        assert!(NodeId::parse("a:b").is_err());
+        assert!(SocketId::parse(":1").is_err());
+        assert!(SocketId::parse("a:").is_ok());
     }
 
     #[test]

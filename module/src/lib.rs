@@ -11,7 +11,9 @@
 //! - [`commands`]: the command layer. Parses arguments, calls the rules, shapes
 //!   the reply; nothing else.
 //! - [`rooms`]: the room rules, plain Rust over the [`store::Store`] trait.
-//!   [`check`] verifies the invariants they keep.
+//!   [`leases`] adds node leases and reaping to them; [`check`] verifies the
+//!   invariants they keep.
+//! - [`reaper`]: the timer that reaps expired leases, and the module configs.
 //! - [`ids`], [`details`], [`error`]: the vocabulary: validated ids, room
 //!   details and the error replies. The key layout, the JSON events, the error
 //!   codes and the limits are the contract with the shim, in `violet_contract`.
@@ -27,10 +29,14 @@ pub mod error;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod ids;
+pub mod leases;
+pub mod reaper;
 pub mod redis_store;
 pub mod rooms;
 pub mod store;
 
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 mod memory_store;
 #[cfg(test)]
@@ -57,11 +63,18 @@ macro_rules! guarded {
     };
 }
 
+/// Starts the reaper once the module is loaded.
+fn init(ctx: &redis_module::Context, _args: &[redis_module::RedisString]) -> redis_module::Status {
+    reaper::start(ctx);
+    redis_module::Status::Ok
+}
+
 // Every command declares NS (argument 1) as its one key: all keys of a
 // namespace share the hash tag {NS}, whose slot is the slot of NS itself, so
 // cluster clients route each command to the node that owns the namespace.
 mod registration {
-    use super::{commands, Allocator, ALLOCATOR};
+    use super::{commands, init, reaper, Allocator, ALLOCATOR};
+    use redis_module::configuration::ConfigurationFlags;
     use redis_module::redis_module;
 
     redis_module! {
@@ -69,6 +82,7 @@ mod registration {
         version: 1,
         allocator: (Allocator, ALLOCATOR),
         data_types: [],
+        init: init,
         commands: [
             ["VIOLET.CREATE", guarded!(commands::create), "write deny-oom fast", 1, 1, 1],
             ["VIOLET.JOIN", guarded!(commands::join), "write deny-oom fast", 1, 1, 1],
@@ -80,6 +94,23 @@ mod registration {
             ["VIOLET.MEMBERS", guarded!(commands::members), "readonly", 1, 1, 1],
             ["VIOLET.WHERE", guarded!(commands::where_is), "readonly fast", 1, 1, 1],
             ["VIOLET.CHECK", guarded!(commands::check), "readonly", 1, 1, 1],
+            ["VIOLET.LEASE", guarded!(commands::lease), "write deny-oom fast", 1, 1, 1],
+            ["VIOLET.RELEASE", guarded!(commands::release), "write", 1, 1, 1],
         ],
+        // `CONFIG SET violet.lease-ms 5000` at run time, or at load time
+        // `--loadmodule libviolet.so lease-ms 5000`.
+        configurations: [
+            i64: [
+                ["lease-ms", &reaper::LEASE_MS, reaper::LEASE_DEFAULT_MS, reaper::LEASE_MIN_MS as i64, reaper::LEASE_MAX_MS as i64, ConfigurationFlags::DEFAULT, None],
+                ["reap-interval-ms", &reaper::REAP_INTERVAL_MS, reaper::REAP_INTERVAL_DEFAULT_MS, 1, 10_000, ConfigurationFlags::DEFAULT, None],
+                ["reap-batch", &reaper::REAP_BATCH, reaper::REAP_BATCH_DEFAULT, 1, 100_000, ConfigurationFlags::DEFAULT, None],
+            ],
+            // The macro wants every kind listed once load-time arguments
+            // are read as configs.
+            string: [],
+            bool: [],
+            enum: [],
+            module_args_as_configuration: true,
+        ]
     }
 }

@@ -18,6 +18,8 @@ pub struct MemoryStore {
     /// `(channel, message)` in publication order.
     pub published: Vec<(String, String)>,
     next_id: u64,
+    /// The clock, in Unix milliseconds; tests move it.
+    pub now_ms: u64,
 }
 
 fn wrong_type() -> crate::error::VioletError {
@@ -148,6 +150,48 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn hlen(&mut self, key: &str) -> Result<u64> {
+        Ok(self.hash(key)?.map_or(0, |h| h.len() as u64))
+    }
+
+    fn hscan(
+        &mut self,
+        key: &str,
+        cursor: u64,
+        count: u64,
+    ) -> Result<(u64, Vec<(String, String)>)> {
+        let Some(h) = self.hash(key)? else {
+            return Ok((0, Vec::new()));
+        };
+        let start = usize::try_from(cursor).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(count.max(1)).unwrap_or(usize::MAX));
+        let page = h.iter().skip(start).take(end - start).cloned().collect();
+        let next = if end >= h.len() { 0 } else { end as u64 };
+        Ok((next, page))
+    }
+
+    fn zadd_new(&mut self, key: &str, score: f64, member: &str) -> Result<()> {
+        let Value::SortedSet(z) = self.entry(key, Value::SortedSet(BTreeMap::new()))? else {
+            unreachable!("entry checked the type");
+        };
+        z.entry(member.to_owned()).or_insert(score);
+        Ok(())
+    }
+
+    fn zrange_up_to(&mut self, key: &str, max: f64, count: u64) -> Result<Vec<(String, f64)>> {
+        let Some(z) = self.zset(key)? else {
+            return Ok(Vec::new());
+        };
+        let mut ranked: Vec<(String, f64)> = z
+            .iter()
+            .filter(|(_, s)| **s <= max)
+            .map(|(m, s)| (m.clone(), *s))
+            .collect();
+        ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+        Ok(ranked)
+    }
+
     fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()> {
         let Value::SortedSet(z) = self.entry(key, Value::SortedSet(BTreeMap::new()))? else {
             unreachable!("entry checked the type");
@@ -217,5 +261,9 @@ impl Store for MemoryStore {
     fn random_id(&mut self) -> String {
         self.next_id += 1;
         format!("r{:04}", self.next_id)
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        self.now_ms
     }
 }

@@ -16,7 +16,7 @@ use redis_module::{CallOptions, CallOptionsBuilder, CallReply, CallResult, Conte
 use std::sync::LazyLock;
 
 /// How many keys one `SCAN` step asks for in `keys_with_prefix`.
-const SCAN_BATCH: &str = "1000";
+const SCAN_BATCH: u64 = 1000;
 
 /// `RedisModule_Call` flags for reads: errors come back as replies.
 static READ: LazyLock<CallOptions> =
@@ -65,6 +65,21 @@ impl<'c> RedisStore<'c> {
 
     fn write(&self, command: &str, args: &[&str]) -> Result<i64> {
         self.call(&WRITE, command, args, integer)
+    }
+
+    /// One `SCAN cursor MATCH pattern COUNT count` step: the next cursor (0
+    /// when the scan is over) and the keys found.
+    ///
+    /// # Errors
+    /// Only what Redis reports.
+    pub fn scan(&self, cursor: u64, pattern: &str, count: u64) -> Result<(u64, Vec<String>)> {
+        let (cursor, count) = (cursor.to_string(), count.to_string());
+        let (next, keys) = self.read(
+            "SCAN",
+            &[&cursor, "MATCH", pattern, "COUNT", &count],
+            scan_step,
+        )?;
+        Ok((parse_cursor(&next)?, keys))
     }
 
     /// The number of elements of `key`, which must be of type `kind` or missing.
@@ -116,13 +131,16 @@ fn texts(reply: &CallReply) -> Result<Vec<String>> {
 }
 
 fn pairs(reply: &CallReply) -> Result<Vec<(String, String)>> {
-    let flat = texts(reply)?;
+    texts(reply).map(into_pairs)
+}
+
+fn into_pairs(flat: Vec<String>) -> Vec<(String, String)> {
     let mut it = flat.into_iter();
     let mut out = Vec::new();
     while let (Some(a), Some(b)) = (it.next(), it.next()) {
         out.push((a, b));
     }
-    Ok(out)
+    out
 }
 
 fn score(value: &str) -> Result<f64> {
@@ -183,6 +201,44 @@ impl Store for RedisStore<'_> {
         self.write("HDEL", &[key, field]).map(drop)
     }
 
+    fn hlen(&mut self, key: &str) -> Result<u64> {
+        self.length(key, KeyType::Hash)
+    }
+
+    fn hscan(
+        &mut self,
+        key: &str,
+        cursor: u64,
+        count: u64,
+    ) -> Result<(u64, Vec<(String, String)>)> {
+        let (cursor, count) = (cursor.to_string(), count.to_string());
+        let (next, flat) = self.read("HSCAN", &[key, &cursor, "COUNT", &count], scan_step)?;
+        Ok((parse_cursor(&next)?, into_pairs(flat)))
+    }
+
+    fn zadd_new(&mut self, key: &str, score: f64, member: &str) -> Result<()> {
+        let score = if score.is_infinite() && score > 0.0 {
+            "+inf".to_owned()
+        } else {
+            score.to_string()
+        };
+        self.write("ZADD", &[key, "NX", &score, member]).map(drop)
+    }
+
+    fn zrange_up_to(&mut self, key: &str, max: f64, count: u64) -> Result<Vec<(String, f64)>> {
+        // A negative count is Redis's "no limit".
+        let count = i64::try_from(count).map_or_else(|_| "-1".to_owned(), |n| n.to_string());
+        let max = max.to_string();
+        self.read(
+            "ZRANGEBYSCORE",
+            &[key, "-inf", &max, "WITHSCORES", "LIMIT", "0", &count],
+            pairs,
+        )?
+        .into_iter()
+        .map(|(member, s)| Ok((member, score(&s)?)))
+        .collect()
+    }
+
     fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()> {
         self.write("ZADD", &[key, &score.to_string(), member])
             .map(drop)
@@ -223,16 +279,12 @@ impl Store for RedisStore<'_> {
 
     fn keys_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
         let pattern = format!("{}*", escape_glob(prefix));
-        let mut cursor = "0".to_owned();
+        let mut cursor = 0;
         let mut keys = Vec::new();
         loop {
-            let (next, batch) = self.read(
-                "SCAN",
-                &[&cursor, "MATCH", &pattern, "COUNT", SCAN_BATCH],
-                scan_step,
-            )?;
+            let (next, batch) = self.scan(cursor, &pattern, SCAN_BATCH)?;
             keys.extend(batch);
-            if next == "0" {
+            if next == 0 {
                 break;
             }
             cursor = next;
@@ -249,6 +301,16 @@ impl Store for RedisStore<'_> {
     fn random_id(&mut self) -> String {
         ffi::random_hex::<16>()
     }
+
+    fn now_ms(&mut self) -> u64 {
+        ffi::milliseconds()
+    }
+}
+
+fn parse_cursor(cursor: &str) -> Result<u64> {
+    cursor
+        .parse()
+        .map_err(|_| err_redis(&format!("unexpected cursor from Redis: {cursor:?}")))
 }
 
 fn scan_step(reply: &CallReply) -> Result<(String, Vec<String>)> {

@@ -7,9 +7,11 @@
 //! list things.
 //!
 //! After every operation these invariants hold: a socket is in at most one room,
-//! and `sockets[S] == R` exactly when `S` is in `members(R)`; a room exists (hash
-//! and members) exactly while it has a member; a public room is ranked with a
-//! score equal to its member count, a private room is not ranked.
+//! and `node(S)[S] == R` exactly when `S` is in `members(R)`, where `node(S)`
+//! is the hash of the node `S` belongs to; a node with sockets is in the node
+//! index; a room exists (hash and members) exactly while it has a member; a
+//! public room is ranked with a score equal to its member count, a private
+//! room is not ranked. Leases and reaping are in [`crate::leases`].
 
 use crate::details::{
     parse_capacity, Details, Visibility, CAPACITY, MAX_FIELDS, OWNER, VISIBILITY,
@@ -20,8 +22,8 @@ use crate::error::{
 use crate::ids::{Namespace, RoomId, SocketId};
 use crate::store::Store;
 use std::collections::BTreeMap;
-use violet_contract::events::Event;
-use violet_contract::keys::Keys;
+use violet_contract::events::{Event, Reason};
+use violet_contract::keys::{node_of, Keys};
 
 pub use violet_contract::limits::MAX_MESSAGE_BYTES;
 
@@ -56,8 +58,8 @@ pub struct RoomView {
 }
 
 /// What taking a socket out of its room involves, read before any write.
-struct Departure {
-    room: String,
+pub(crate) struct Departure {
+    pub(crate) room: String,
     public: bool,
     /// The room's viewers before the socket leaves.
     viewers: u64,
@@ -65,8 +67,8 @@ struct Departure {
 
 /// The rooms of one namespace.
 pub struct Rooms<'s, S: Store> {
-    store: &'s mut S,
-    keys: Keys,
+    pub(crate) store: &'s mut S,
+    pub(crate) keys: Keys,
     pending: Vec<Event>,
 }
 
@@ -94,10 +96,11 @@ impl<'s, S: Store> Rooms<'s, S> {
         details.set_default(VISIBILITY, Visibility::Public.as_str());
         let visibility = details.visibility().unwrap_or(Visibility::Public);
         let departure = self.plan_departure(socket)?;
+        let arrival = self.plan_arrival(socket, departure.is_some())?;
         self.check_ranking()?;
 
         if let Some(departure) = &departure {
-            self.depart(socket, departure)?;
+            self.depart(socket, departure, Reason::Left, true)?;
         }
         let mut fields = vec![(OWNER, socket.as_str())];
         fields.extend(
@@ -107,7 +110,7 @@ impl<'s, S: Store> Rooms<'s, S> {
                 .map(|(n, v)| (n.as_str(), v.as_str())),
         );
         self.store.hset(&self.keys.room(&room), &fields)?;
-        self.add_member(socket, &room)?;
+        self.add_member(socket, &room, arrival)?;
         if visibility == Visibility::Public {
             self.store.zadd(self.keys.rooms(), 1, &room)?;
         }
@@ -142,12 +145,13 @@ impl<'s, S: Store> Rooms<'s, S> {
                 return Err(err_full(room, capacity));
             }
         }
+        let arrival = self.plan_arrival(socket, departure.is_some())?;
         self.check_ranking()?;
 
         if let Some(departure) = &departure {
-            self.depart(socket, departure)?;
+            self.depart(socket, departure, Reason::Left, true)?;
         }
-        let viewers = viewers + u64::from(self.add_member(socket, room)?);
+        let viewers = viewers + u64::from(self.add_member(socket, room, arrival)?);
         if visibility == Visibility::Public {
             self.store.zadd(self.keys.rooms(), viewers, room)?;
         }
@@ -169,11 +173,17 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// # Errors
     /// Only what the store reports.
     pub fn leave(&mut self, socket: &SocketId) -> Result<Option<String>> {
+        self.leave_for(socket, Reason::Left)
+    }
+
+    /// Takes `socket` out of its room for `reason`, as [`Rooms::leave`] does.
+    pub(crate) fn leave_for(&mut self, socket: &str, reason: Reason) -> Result<Option<String>> {
         let Some(departure) = self.plan_departure(socket)? else {
             return Ok(None);
         };
         self.check_ranking()?;
-        self.depart(socket, &departure)?;
+        self.check_nodes()?;
+        self.depart(socket, &departure, reason, false)?;
         self.flush();
         Ok(Some(departure.room))
     }
@@ -249,7 +259,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         }
         let room = self
             .store
-            .hget(self.keys.sockets(), socket)?
+            .hget(&self.keys.node_of_socket(socket), socket)?
             .ok_or_else(|| err_not_in_room(socket))?;
         self.pending.push(Event::Message {
             room: room.clone(),
@@ -300,15 +310,16 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// # Errors
     /// Only what the store reports.
     pub fn room_of(&mut self, socket: &SocketId) -> Result<Option<String>> {
-        self.store.hget(self.keys.sockets(), socket)
+        self.store.hget(&self.keys.node_of_socket(socket), socket)
     }
 
-    /// Checks every invariant over the whole namespace; returns the violations.
+    /// Checks every invariant of the namespace; returns the violations.
+    /// `full` also walks the keyspace for keys no index reaches.
     ///
     /// # Errors
     /// Only what the store reports.
-    pub fn check(&mut self) -> Result<Vec<String>> {
-        crate::check::violations(self.store, &self.keys)
+    pub fn check(&mut self, full: bool) -> Result<Vec<String>> {
+        crate::check::violations(self.store, &self.keys, full)
     }
 
     fn view(&mut self, room: String) -> Result<RoomView> {
@@ -344,19 +355,35 @@ impl<'s, S: Store> Rooms<'s, S> {
         Err(err_invalid("could not find a free room id; try again"))
     }
 
+    /// Whether `socket`, arriving in a room, is its node's first socket in a
+    /// room, so that the node must enter the node index. A socket that was in
+    /// a room already (`moving`) keeps its node's entry: no read at all.
+    fn plan_arrival(&mut self, socket: &str, moving: bool) -> Result<Arrival> {
+        if moving || self.store.hlen(&self.keys.node_of_socket(socket))? > 0 {
+            return Ok(Arrival::Known);
+        }
+        self.check_nodes()?;
+        Ok(Arrival::FirstOfNode)
+    }
+
     /// Adds `socket` to the room; whether it was not a member yet.
-    fn add_member(&mut self, socket: &SocketId, room: &str) -> Result<bool> {
+    fn add_member(&mut self, socket: &str, room: &str, arrival: Arrival) -> Result<bool> {
         let added = self.store.sadd(&self.keys.members(room), socket)?;
         self.store
-            .hset(self.keys.sockets(), &[(socket.as_str(), room)])?;
+            .hset(&self.keys.node_of_socket(socket), &[(socket, room)])?;
+        if arrival == Arrival::FirstOfNode {
+            // A node with no lease never expires; VIOLET.LEASE gives it one.
+            self.store
+                .zadd_new(self.keys.nodes(), f64::INFINITY, node_of(socket))?;
+        }
         Ok(added)
     }
 
     /// Reads what taking `socket` out of its current room will need. Reading
     /// every key before the first write also means that a key of the wrong
     /// type fails the command before it changes anything.
-    fn plan_departure(&mut self, socket: &SocketId) -> Result<Option<Departure>> {
-        let Some(room) = self.store.hget(self.keys.sockets(), socket)? else {
+    pub(crate) fn plan_departure(&mut self, socket: &str) -> Result<Option<Departure>> {
+        let Some(room) = self.store.hget(&self.keys.node_of_socket(socket), socket)? else {
             return Ok(None);
         };
         let public = self.visibility(&room)? == Some(Visibility::Public);
@@ -369,22 +396,46 @@ impl<'s, S: Store> Rooms<'s, S> {
     }
 
     /// Fails, before any write, if the ranking is not a sorted set.
-    fn check_ranking(&mut self) -> Result<()> {
+    pub(crate) fn check_ranking(&mut self) -> Result<()> {
         self.store.zcard(self.keys.rooms()).map(drop)
     }
 
+    /// Fails, before any write, if the node index is not a sorted set.
+    pub(crate) fn check_nodes(&mut self) -> Result<()> {
+        self.store.zcard(self.keys.nodes()).map(drop)
+    }
+
     /// Takes `socket` out of the room planned, destroying the room if it
-    /// empties and otherwise setting its rank to the new count.
-    fn depart(&mut self, socket: &SocketId, departure: &Departure) -> Result<()> {
+    /// empties and otherwise setting its rank to the new count. A socket
+    /// that is `moving` to another room keeps its entry in its node's hash,
+    /// which the arrival overwrites. A node with no lease leaves the node
+    /// index with its last socket; a node with a lease stays while it holds it.
+    pub(crate) fn depart(
+        &mut self,
+        socket: &str,
+        departure: &Departure,
+        reason: Reason,
+        moving: bool,
+    ) -> Result<()> {
         let room = departure.room.as_str();
         let members = self.keys.members(room);
         let removed = self.store.srem(&members, socket)?;
-        self.store.hdel(self.keys.sockets(), socket)?;
+        if !moving {
+            let node_key = self.keys.node_of_socket(socket);
+            self.store.hdel(&node_key, socket)?;
+            if self.store.hlen(&node_key)? == 0 {
+                let node = node_of(socket);
+                if self.store.zscore(self.keys.nodes(), node)? == Some(f64::INFINITY) {
+                    self.store.zrem(self.keys.nodes(), node)?;
+                }
+            }
+        }
         let viewers = departure.viewers - u64::from(removed && departure.viewers > 0);
         self.pending.push(Event::Left {
             room: room.to_owned(),
             socket: socket.to_string(),
             viewers,
+            reason,
         });
         if viewers == 0 {
             self.store.del(&[&self.keys.room(room), &members])?;
@@ -399,12 +450,21 @@ impl<'s, S: Store> Rooms<'s, S> {
     }
 
     /// Publishes the events of an operation that succeeded.
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         let channel = self.keys.events();
         for event in self.pending.drain(..) {
             self.store.publish(&channel, &event.to_json());
         }
     }
+}
+
+/// Whether an arriving socket brings its node into the node index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// The node is indexed already (it has a socket in a room, or a lease).
+    Known,
+    /// The node has no socket in a room yet: index it if it is not.
+    FirstOfNode,
 }
 
 fn stored_visibility(fields: &[(String, String)]) -> Result<Visibility> {

@@ -58,7 +58,7 @@ fn refused<T: std::fmt::Debug>(
 
 /// Runs `VIOLET.CHECK` and fails the test on any violation.
 fn assert_consistent(store: &mut MemoryStore) {
-    let violations = Rooms::new(store, &ns()).check().unwrap();
+    let violations = Rooms::new(store, &ns()).check(true).unwrap();
     assert!(violations.is_empty(), "{violations:?}");
 }
 
@@ -127,7 +127,7 @@ fn create_moves_the_creator_out_of_its_room() {
     assert!(!store.exists("violet:{wp}:room:old").unwrap());
     assert_eq!(store.zscore("violet:{wp}:rooms", "old").unwrap(), None);
     assert_eq!(
-        store.hget("violet:{wp}:sockets", "s1").unwrap().as_deref(),
+        store.hget("violet:{wp}:node:s1", "s1").unwrap().as_deref(),
         Some("new")
     );
     assert_consistent(&mut store);
@@ -230,7 +230,7 @@ fn last_one_out_destroys_the_room() {
         tail,
         [
             r#"{"event":"destroyed","room":"r1"}"#,
-            r#"{"event":"left","room":"r1","socket":"b","viewers":0}"#,
+            r#"{"event":"left","room":"r1","socket":"b","viewers":0,"reason":"left"}"#,
         ]
     );
 }
@@ -328,11 +328,19 @@ fn check_names_each_broken_invariant() {
     open(&mut Rooms::new(&mut store, &ns()), "a", "r1");
     store.zadd("violet:{wp}:rooms", 7, "r1").unwrap();
     store
-        .hset("violet:{wp}:sockets", &[("ghost", "r1")])
+        .hset("violet:{wp}:node:ghost", &[("ghost", "r1")])
+        .unwrap();
+    store
+        .zadd_new("violet:{wp}:nodes", f64::INFINITY, "ghost")
+        .unwrap();
+    store
+        .hset("violet:{wp}:node:unindexed", &[("unindexed:1", "r1")])
         .unwrap();
     store.sadd("violet:{wp}:room:lost:members", "x").unwrap();
     store.sadd("violet:{wp}:stray", "x").unwrap();
-    let violations = Rooms::new(&mut store, &ns()).check().unwrap();
+    let quick = Rooms::new(&mut store, &ns()).check(false).unwrap();
+    let violations = Rooms::new(&mut store, &ns()).check(true).unwrap();
+    assert!(quick.len() < violations.len(), "FULL finds more: {quick:?}");
     let text = violations.join("\n");
     assert!(
         text.contains("public room \"r1\" has 1 viewer(s) but is ranked 7"),
@@ -343,10 +351,15 @@ fn check_names_each_broken_invariant() {
         "{text}"
     );
     assert!(
-        text.contains("room \"lost\" has members but no details hash"),
+        text.contains(
+            "key \"violet:{wp}:room:lost:members\" belongs to room \"lost\" which no socket and no ranking reaches"
+        ),
         "{text}"
     );
-    assert!(text.contains("socket \"x\" is a member"), "{text}");
+    assert!(
+        text.contains("node \"unindexed\" has sockets but is not in the node index"),
+        "{text}"
+    );
     assert!(
         text.contains("unexpected key \"violet:{wp}:stray\""),
         "{text}"
@@ -356,7 +369,7 @@ fn check_names_each_broken_invariant() {
 #[test]
 fn wrong_types_are_reported_not_panicked_on() {
     let mut store = MemoryStore::default();
-    store.sadd("violet:{wp}:sockets", "oops").unwrap();
+    store.sadd("violet:{wp}:node:a", "oops").unwrap();
     let err = Rooms::new(&mut store, &ns())
         .join(&sock("a"), &room("r"))
         .unwrap_err();

@@ -4,7 +4,8 @@
 //! plain Rust: [`crate::redis_store::RedisStore`] runs each operation inside
 //! Redis, and an in-memory store runs the unit tests. Each method is one Redis
 //! command with that command's semantics (an emptied set or hash disappears,
-//! a missing key reads as empty).
+//! a missing key reads as empty). Time is behind the store too, so that lease
+//! expiry is tested on the in-memory store with a clock the test moves.
 
 use crate::error::Result;
 
@@ -28,9 +29,17 @@ pub trait Store {
     fn hset(&mut self, key: &str, fields: &[(&str, &str)]) -> Result<()>;
     /// `HDEL key field`.
     fn hdel(&mut self, key: &str, field: &str) -> Result<()>;
+    /// `HLEN key`.
+    fn hlen(&mut self, key: &str) -> Result<u64>;
+    /// `HSCAN key cursor COUNT count`: the next cursor (0 when the scan is
+    /// over) and some pairs.
+    fn hscan(&mut self, key: &str, cursor: u64, count: u64)
+        -> Result<(u64, Vec<(String, String)>)>;
 
     /// `ZADD key score member`.
     fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()>;
+    /// `ZADD key NX score member`: adds the member only if it is not there.
+    fn zadd_new(&mut self, key: &str, score: f64, member: &str) -> Result<()>;
     /// `ZREM key member`.
     fn zrem(&mut self, key: &str, member: &str) -> Result<()>;
     /// `ZSCORE key member`.
@@ -38,6 +47,8 @@ pub trait Store {
     /// `ZREVRANGE key start stop WITHSCORES`: highest score first, ties by
     /// member in reverse byte order.
     fn zrevrange(&mut self, key: &str, start: u64, stop: u64) -> Result<Vec<(String, f64)>>;
+    /// `ZRANGEBYSCORE key -inf max WITHSCORES LIMIT 0 count`: lowest score first.
+    fn zrange_up_to(&mut self, key: &str, max: f64, count: u64) -> Result<Vec<(String, f64)>>;
     /// `ZCARD key`.
     fn zcard(&mut self, key: &str) -> Result<u64>;
 
@@ -52,4 +63,6 @@ pub trait Store {
     fn publish(&mut self, channel: &str, message: &str);
     /// A fresh random id for a room created with `*`.
     fn random_id(&mut self) -> String;
+    /// The server's clock: Unix time in milliseconds.
+    fn now_ms(&mut self) -> u64;
 }

@@ -72,7 +72,7 @@
 //!
 //! ```json
 //! {"kind":"member-joined","room_id":"r","socket_id":"s","viewers":2}
-//! {"kind":"member-left","room_id":"r","socket_id":"s","viewers":1}
+//! {"kind":"member-left","room_id":"r","socket_id":"s","viewers":1,"reason":"left"}
 //! {"kind":"room-updated","room_id":"r","details":{"title":"New title"}}
 //! {"kind":"room-destroyed","room_id":"r"}
 //! {"kind":"message","room_id":"r","socket_id":"sender","data":{"any":"JSON"}}
@@ -80,7 +80,10 @@
 //!
 //! A connection also gets `member-joined` about itself when it creates or
 //! joins a room (creating counts as joining, with 1 viewer), and
-//! `member-left` about itself when it leaves one. A push may arrive before or
+//! `member-left` about itself when it leaves one. `reason` says why a member
+//! left: `left` (it left or moved), `expired` (its shim stopped renewing its
+//! lease, and the module took its sockets out) or `released` (its shim
+//! stopped and released them), so a page can tell leaving from timing out. A push may arrive before or
 //! after the reply to the request that caused it.
 //!
 //! ## Errors
@@ -115,6 +118,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use violet_contract::events::Reason;
 
 /// The error codes of `error` frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -348,6 +352,8 @@ pub enum Frame {
         room_id: String,
         socket_id: String,
         viewers: u64,
+        /// `left`, `expired` (its shim's lease ran out) or `released`.
+        reason: Reason,
     },
     RoomUpdated {
         room_id: String,

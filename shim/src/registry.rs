@@ -181,11 +181,13 @@ impl Hub {
                 room,
                 socket,
                 viewers,
+                reason,
             } => {
                 let frame = Frame::MemberLeft {
                     room_id: room.clone(),
                     socket_id: socket.clone(),
                     viewers,
+                    reason,
                 };
                 // The socket that left hears of it too, whether or not the
                 // reply that moved it has already been recorded.
@@ -261,6 +263,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use violet_contract::events::Reason;
 
     fn hub() -> Hub {
         Hub::new(Arc::new(Metrics::default()))
@@ -282,6 +285,7 @@ mod tests {
             room: "other".into(),
             socket: "a:1".into(),
             viewers: 0,
+            reason: Reason::Left,
         });
         assert_eq!(
             hub.room_of("a:1").as_deref(),
@@ -292,8 +296,11 @@ mod tests {
             room: "r".into(),
             socket: "a:1".into(),
             viewers: 1,
+            reason: Reason::Expired,
         });
         assert_eq!(hub.room_of("a:1"), None);
+        let left = rx.try_recv().unwrap();
+        assert!(left.contains(r#""reason":"expired""#), "{left}");
         let unknown: Event = serde_json::from_str(r#"{"event":"reaped","room":"r"}"#).unwrap();
         assert_eq!(unknown, Event::Other);
     }

@@ -1,0 +1,247 @@
+//! The reaper: a timer inside Redis that takes the sockets of expired leases
+//! out of their rooms, so that a crashed shim leaves no ghost viewers even
+//! when no other program is alive.
+//!
+//! Every `reap-interval-ms` the timer visits the namespaces it knows, finds
+//! nodes whose lease ran out ([`Rooms::expired_nodes`], O(log nodes) each) and
+//! reaps their sockets in steps ([`Rooms::reap_node`]). One run stops after
+//! `reap-batch` sockets or [`RUN_BUDGET`] of work, whichever comes first, and
+//! carries on at the next run: no run holds Redis for long, however many
+//! sockets a dead node had.
+//!
+//! It only reaps on a primary: the effects replicate as plain commands like
+//! every other write, and a replica promoted to primary starts reaping.
+//!
+//! Where the namespaces come from: every `VIOLET.LEASE` and `VIOLET.RELEASE`
+//! adds its namespace (and database) to an in-memory list. After the module
+//! loads, and whenever this server becomes a primary, the timer also walks
+//! the keyspace of database 0 for node indexes (`violet:{*}:nodes`), a
+//! bounded `SCAN` step per run, so that a namespace whose every shim died
+//! with the old primary is still reaped. A namespace with no node index left
+//! drops off the list.
+
+use crate::commands::guarded_timer;
+use crate::ffi;
+use crate::ids::Namespace;
+use crate::redis_store::RedisStore;
+use crate::rooms::Rooms;
+use redis_module::{Context, ContextFlags};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// `violet.lease-ms`: the lease `VIOLET.LEASE` gives when it is given none.
+pub static LEASE_MS: AtomicI64 = AtomicI64::new(LEASE_DEFAULT_MS);
+/// `violet.reap-interval-ms`: how often the reaper runs.
+pub static REAP_INTERVAL_MS: AtomicI64 = AtomicI64::new(REAP_INTERVAL_DEFAULT_MS);
+/// `violet.reap-batch`: the most sockets one run of the reaper takes out.
+pub static REAP_BATCH: AtomicI64 = AtomicI64::new(REAP_BATCH_DEFAULT);
+
+pub const LEASE_DEFAULT_MS: i64 = 10_000;
+pub const LEASE_MIN_MS: u64 = 100;
+pub const LEASE_MAX_MS: u64 = 86_400_000;
+pub const REAP_INTERVAL_DEFAULT_MS: i64 = 20;
+pub const REAP_BATCH_DEFAULT: i64 = 500;
+
+/// The most work one run does, whatever the batch size: Redis serves
+/// nobody else meanwhile.
+pub const RUN_BUDGET: Duration = Duration::from_micros(1000);
+/// Sockets reaped between two looks at the clock.
+const STEP: u64 = 16;
+/// Expired nodes looked up per namespace and run.
+const NODES_PER_LOOKUP: u64 = 8;
+/// Keys one discovery `SCAN` step examines.
+const DISCOVERY_COUNT: u64 = 200;
+/// The node indexes discovery looks for.
+const DISCOVERY_PATTERN: &str = "violet:{*}:nodes";
+
+/// The default lease, in milliseconds.
+pub fn default_lease_ms() -> u64 {
+    u64::try_from(LEASE_MS.load(Ordering::Relaxed)).unwrap_or(LEASE_DEFAULT_MS as u64)
+}
+
+/// The most sockets one run takes out (and `VIOLET.RELEASE` at once).
+pub fn batch() -> u64 {
+    u64::try_from(REAP_BATCH.load(Ordering::Relaxed)).unwrap_or(1)
+}
+
+fn interval() -> Duration {
+    Duration::from_millis(u64::try_from(REAP_INTERVAL_MS.load(Ordering::Relaxed)).unwrap_or(100))
+}
+
+/// What the reaper remembers between runs. Only the main thread touches it
+/// (commands and timers run there); the mutex makes that safe to say.
+#[derive(Default)]
+struct Reaper {
+    /// `(database, namespace)`, in order, so runs take turns fairly.
+    namespaces: BTreeSet<(i32, String)>,
+    /// Where the next run starts in `namespaces`.
+    next: Option<(i32, String)>,
+    /// Where reaping each node goes on: `(database, namespace, node)` ->
+    /// cursor in the node's hash.
+    cursors: HashMap<(i32, String, String), u64>,
+    /// The discovery scan's cursor while one is under way.
+    discovery: Option<u64>,
+    /// Whether this server was a primary at the last run.
+    was_primary: bool,
+}
+
+static REAPER: LazyLock<Mutex<Reaper>> = LazyLock::new(|| Mutex::new(Reaper::default()));
+
+fn reaper() -> MutexGuard<'static, Reaper> {
+    REAPER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Adds the namespace of the running command (in its database) to the ones
+/// the reaper visits.
+pub fn watch(ctx: &Context, namespace: &Namespace) {
+    let entry = (ffi::selected_db(ctx), namespace.to_string());
+    let mut reaper = reaper();
+    if !reaper.namespaces.contains(&entry) {
+        reaper.namespaces.insert(entry);
+    }
+}
+
+/// Starts the timer; called once, when the module loads.
+pub fn start(ctx: &Context) {
+    schedule(ctx);
+}
+
+fn schedule(ctx: &Context) {
+    ctx.create_timer(interval(), tick, ());
+}
+
+fn tick(ctx: &Context, (): ()) {
+    guarded_timer(ctx, run);
+    schedule(ctx);
+}
+
+/// One run of the reaper.
+fn run(ctx: &Context) {
+    let flags = ctx.get_flags();
+    let primary = flags.contains(ContextFlags::MASTER) && !flags.contains(ContextFlags::LOADING);
+    let mut reaper = reaper();
+    if !primary {
+        reaper.was_primary = false;
+        return;
+    }
+    if !reaper.was_primary {
+        reaper.was_primary = true;
+        reaper.discovery = Some(0);
+    }
+    let started = Instant::now();
+    if let Some(cursor) = reaper.discovery {
+        reaper.discover(ctx, cursor);
+    }
+    reaper.reap(ctx, started);
+}
+
+impl Reaper {
+    /// One bounded step of the walk for node indexes in database 0.
+    fn discover(&mut self, ctx: &Context, cursor: u64) {
+        if !ffi::select_db(ctx, 0) {
+            return;
+        }
+        let store = RedisStore::new(ctx);
+        match store.scan(cursor, DISCOVERY_PATTERN, DISCOVERY_COUNT) {
+            Ok((next, keys)) => {
+                for key in keys {
+                    let namespace = key
+                        .strip_prefix("violet:{")
+                        .and_then(|rest| rest.strip_suffix("}:nodes"))
+                        .and_then(|ns| Namespace::parse(ns).ok());
+                    if let Some(namespace) = namespace {
+                        self.namespaces.insert((0, namespace.to_string()));
+                    }
+                }
+                self.discovery = (next != 0).then_some(next);
+            }
+            Err(error) => {
+                ctx.log_warning(&format!("Violet reaper: discovery failed: {error}"));
+                self.discovery = None;
+            }
+        }
+    }
+
+    /// Visits the namespaces in turn, from where the last run stopped,
+    /// reaping until the batch or the time budget is spent.
+    fn reap(&mut self, ctx: &Context, started: Instant) {
+        let order: Vec<(i32, String)> = match &self.next {
+            Some(start) => self
+                .namespaces
+                .range(start.clone()..)
+                .chain(self.namespaces.range(..start.clone()))
+                .cloned()
+                .collect(),
+            None => self.namespaces.iter().cloned().collect(),
+        };
+        let mut left = batch();
+        self.next = None;
+        for entry in order {
+            if left == 0 || started.elapsed() >= RUN_BUDGET {
+                self.next = Some(entry);
+                return;
+            }
+            let (db, name) = &entry;
+            let Ok(namespace) = Namespace::parse(name) else {
+                self.namespaces.remove(&entry);
+                continue;
+            };
+            if !ffi::select_db(ctx, *db) {
+                self.namespaces.remove(&entry);
+                continue;
+            }
+            match self.reap_namespace(ctx, *db, &namespace, &mut left, started) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.namespaces.remove(&entry);
+                }
+                Err(error) => {
+                    // A key of the layout overwritten by hand: say so once and
+                    // leave the namespace until a lease command brings it back.
+                    ctx.log_warning(&format!(
+                        "Violet reaper: namespace {name:?} in db {db} left aside: {error}"
+                    ));
+                    self.namespaces.remove(&entry);
+                }
+            }
+        }
+    }
+
+    /// Reaps the expired nodes of one namespace; whether it still has a
+    /// node index (and so stays on the list).
+    fn reap_namespace(
+        &mut self,
+        ctx: &Context,
+        db: i32,
+        namespace: &Namespace,
+        left: &mut u64,
+        started: Instant,
+    ) -> crate::error::Result<bool> {
+        let mut store = RedisStore::new(ctx);
+        let mut rooms = Rooms::new(&mut store, namespace);
+        if !rooms.has_nodes()? {
+            return Ok(false);
+        }
+        for (node, reason) in rooms.expired_nodes(NODES_PER_LOOKUP)? {
+            let key = (db, namespace.to_string(), node);
+            let mut cursor = self.cursors.remove(&key).unwrap_or(0);
+            loop {
+                if *left == 0 || started.elapsed() >= RUN_BUDGET {
+                    self.cursors.insert(key, cursor);
+                    return Ok(true);
+                }
+                let step = rooms.reap_node(&key.2, reason, cursor, STEP.min(*left))?;
+                *left = left.saturating_sub(step.reaped.max(1));
+                if step.done {
+                    break;
+                }
+                cursor = step.cursor;
+            }
+        }
+        Ok(true)
+    }
+}
