@@ -140,7 +140,15 @@ impl<S: Store> Rooms<'_, S> {
         batch: u64,
     ) -> Result<ReapStep> {
         let node_key = self.keys.node(node);
-        let (next, page) = self.store.hscan(&node_key, cursor, batch)?;
+        let (next, mut page) = self.store.hscan(&node_key, cursor, batch)?;
+        // COUNT is a hint: a small hash comes back whole. Take `batch` and
+        // scan the same place again next time; what was taken is gone by then.
+        let next = if page.len() as u64 > batch {
+            page.truncate(usize::try_from(batch).unwrap_or(usize::MAX));
+            cursor
+        } else {
+            next
+        };
         let mut reaped = 0;
         for (socket, _) in page {
             if node_of(&socket) == node {

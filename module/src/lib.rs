@@ -63,6 +63,11 @@ macro_rules! guarded {
     };
 }
 
+/// `INFO violet`: what the reaper has done.
+fn info(ctx: &redis_module::InfoContext, _for_crash_report: bool) {
+    reaper::info(ctx);
+}
+
 /// Starts the reaper once the module is loaded.
 fn init(ctx: &redis_module::Context, _args: &[redis_module::RedisString]) -> redis_module::Status {
     reaper::start(ctx);
@@ -73,9 +78,9 @@ fn init(ctx: &redis_module::Context, _args: &[redis_module::RedisString]) -> red
 // namespace share the hash tag {NS}, whose slot is the slot of NS itself, so
 // cluster clients route each command to the node that owns the namespace.
 mod registration {
-    use super::{commands, init, reaper, Allocator, ALLOCATOR};
+    use super::{commands, info, init, reaper, Allocator, ALLOCATOR};
     use redis_module::configuration::ConfigurationFlags;
-    use redis_module::redis_module;
+    use redis_module::{redis_module, InfoContext, RedisResult};
 
     redis_module! {
         name: "violet",
@@ -83,6 +88,7 @@ mod registration {
         allocator: (Allocator, ALLOCATOR),
         data_types: [],
         init: init,
+        info: info,
         commands: [
             ["VIOLET.CREATE", guarded!(commands::create), "write deny-oom fast", 1, 1, 1],
             ["VIOLET.JOIN", guarded!(commands::join), "write deny-oom fast", 1, 1, 1],

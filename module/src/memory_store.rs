@@ -163,8 +163,15 @@ impl Store for MemoryStore {
         let Some(h) = self.hash(key)? else {
             return Ok((0, Vec::new()));
         };
+        // Like Redis, COUNT is only a hint: a hash of up to 8 fields comes
+        // back whole, as a small (listpack) hash does.
         let start = usize::try_from(cursor).unwrap_or(usize::MAX);
-        let end = start.saturating_add(usize::try_from(count.max(1)).unwrap_or(usize::MAX));
+        let count = if h.len() <= 8 {
+            h.len()
+        } else {
+            usize::try_from(count.max(1)).unwrap_or(usize::MAX)
+        };
+        let end = start.saturating_add(count);
         let page = h.iter().skip(start).take(end - start).cloned().collect();
         let next = if end >= h.len() { 0 } else { end as u64 };
         Ok((next, page))

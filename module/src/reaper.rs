@@ -25,7 +25,7 @@ use crate::ffi;
 use crate::ids::Namespace;
 use crate::redis_store::RedisStore;
 use crate::rooms::Rooms;
-use redis_module::{Context, ContextFlags};
+use redis_module::{Context, ContextFlags, InfoContext};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
@@ -85,6 +85,19 @@ struct Reaper {
     discovery: Option<u64>,
     /// Whether this server was a primary at the last run.
     was_primary: bool,
+    /// For `INFO violet`.
+    stats: Stats,
+}
+
+/// What the reaper has done since the module loaded, for `INFO violet`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    /// Runs that reaped at least one socket.
+    busy_runs: u64,
+    /// Sockets reaped.
+    reaped: u64,
+    /// The longest run, in microseconds.
+    longest_run_us: u64,
 }
 
 static REAPER: LazyLock<Mutex<Reaper>> = LazyLock::new(|| Mutex::new(Reaper::default()));
@@ -136,7 +149,34 @@ fn run(ctx: &Context) {
     if let Some(cursor) = reaper.discovery {
         reaper.discover(ctx, cursor);
     }
-    reaper.reap(ctx, started);
+    let reaped = reaper.reap(ctx, started);
+    let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let stats = &mut reaper.stats;
+    stats.longest_run_us = stats.longest_run_us.max(took);
+    if reaped > 0 {
+        stats.busy_runs += 1;
+        stats.reaped += reaped;
+    }
+}
+
+/// The `reaper` section of `INFO violet`.
+pub fn info(ctx: &InfoContext) {
+    let (stats, namespaces) = {
+        let reaper = reaper();
+        (reaper.stats, reaper.namespaces.len())
+    };
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let built = ctx
+        .builder()
+        .add_section("reaper")
+        .field("reaper_namespaces", count(namespaces as u64))
+        .and_then(|s| s.field("reaper_busy_runs", count(stats.busy_runs)))
+        .and_then(|s| s.field("reaper_reaped", count(stats.reaped)))
+        .and_then(|s| s.field("reaper_longest_run_us", count(stats.longest_run_us)))
+        .and_then(|s| s.build_section())
+        .and_then(|b| b.build_info());
+    // Nothing to report to: a failed INFO section only leaves it out.
+    let _ = built;
 }
 
 impl Reaper {
@@ -167,8 +207,9 @@ impl Reaper {
     }
 
     /// Visits the namespaces in turn, from where the last run stopped,
-    /// reaping until the batch or the time budget is spent.
-    fn reap(&mut self, ctx: &Context, started: Instant) {
+    /// reaping until the batch or the time budget is spent; returns how many
+    /// sockets it reaped.
+    fn reap(&mut self, ctx: &Context, started: Instant) -> u64 {
         let order: Vec<(i32, String)> = match &self.next {
             Some(start) => self
                 .namespaces
@@ -178,12 +219,12 @@ impl Reaper {
                 .collect(),
             None => self.namespaces.iter().cloned().collect(),
         };
-        let mut left = batch();
+        let mut reaped = 0;
         self.next = None;
         for entry in order {
-            if left == 0 || started.elapsed() >= RUN_BUDGET {
+            if reaped >= batch() || started.elapsed() >= RUN_BUDGET {
                 self.next = Some(entry);
-                return;
+                return reaped;
             }
             let (db, name) = &entry;
             let Ok(namespace) = Namespace::parse(name) else {
@@ -194,7 +235,7 @@ impl Reaper {
                 self.namespaces.remove(&entry);
                 continue;
             }
-            match self.reap_namespace(ctx, *db, &namespace, &mut left, started) {
+            match self.reap_namespace(ctx, *db, &namespace, &mut reaped, started) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.namespaces.remove(&entry);
@@ -209,16 +250,17 @@ impl Reaper {
                 }
             }
         }
+        reaped
     }
 
-    /// Reaps the expired nodes of one namespace; whether it still has a
-    /// node index (and so stays on the list).
+    /// Reaps the expired nodes of one namespace, counting into `reaped`;
+    /// whether it still has a node index (and so stays on the list).
     fn reap_namespace(
         &mut self,
         ctx: &Context,
         db: i32,
         namespace: &Namespace,
-        left: &mut u64,
+        reaped: &mut u64,
         started: Instant,
     ) -> crate::error::Result<bool> {
         let mut store = RedisStore::new(ctx);
@@ -230,12 +272,13 @@ impl Reaper {
             let key = (db, namespace.to_string(), node);
             let mut cursor = self.cursors.remove(&key).unwrap_or(0);
             loop {
-                if *left == 0 || started.elapsed() >= RUN_BUDGET {
+                let left = batch().saturating_sub(*reaped);
+                if left == 0 || started.elapsed() >= RUN_BUDGET {
                     self.cursors.insert(key, cursor);
                     return Ok(true);
                 }
-                let step = rooms.reap_node(&key.2, reason, cursor, STEP.min(*left))?;
-                *left = left.saturating_sub(step.reaped.max(1));
+                let step = rooms.reap_node(&key.2, reason, cursor, STEP.min(left))?;
+                *reaped += step.reaped;
                 if step.done {
                     break;
                 }

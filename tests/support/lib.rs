@@ -72,6 +72,7 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     args: Vec<String>,
     with_module: bool,
+    module_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -92,16 +93,30 @@ impl RedisServer {
         Self::launch(args, false)
     }
 
+    /// A server whose module is loaded with arguments, such as
+    /// `["lease-ms", "5000"]` (`--loadmodule libviolet.so lease-ms 5000`).
+    pub fn start_with_module_args(module_args: &[&str], args: &[&str]) -> Self {
+        let mut server = Self::new(args, true);
+        server.module_args = module_args.iter().map(|a| a.to_string()).collect();
+        server.spawn();
+        server
+    }
+
     fn launch(args: &[&str], with_module: bool) -> Self {
-        let mut server = Self {
+        let mut server = Self::new(args, with_module);
+        server.spawn();
+        server
+    }
+
+    fn new(args: &[&str], with_module: bool) -> Self {
+        Self {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("temporary folder"),
             args: args.iter().map(|a| a.to_string()).collect(),
             with_module,
-        };
-        server.spawn();
-        server
+            module_args: Vec::new(),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -165,7 +180,10 @@ impl RedisServer {
             .arg("--dir")
             .arg(self.dir.path());
         if self.with_module {
-            command.arg("--loadmodule").arg(module_path());
+            command
+                .arg("--loadmodule")
+                .arg(module_path())
+                .args(&self.module_args);
         }
         command
             .args(&self.args)
