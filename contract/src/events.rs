@@ -71,6 +71,10 @@ pub enum Reason {
     Expired,
     /// Its node released its lease (`VIOLET.RELEASE`).
     Released,
+    /// Never published by the module: the shim's word for a membership it
+    /// believed in and Redis no longer holds (Redis lost its data, or events
+    /// were missed while the shim was cut off).
+    Lost,
 }
 
 impl Reason {
@@ -79,6 +83,7 @@ impl Reason {
             Reason::Left => "left",
             Reason::Expired => "expired",
             Reason::Released => "released",
+            Reason::Lost => "lost",
         }
     }
 }

@@ -98,6 +98,17 @@ pub struct Cli {
     #[arg(long, env = "VIOLET_PONG_TIMEOUT_MS", default_value_t = 30_000)]
     pub pong_timeout_ms: u64,
 
+    /// Milliseconds of this shim's lease on its sockets. The shim renews it
+    /// every third of that; if the shim dies or loses Redis for longer, the
+    /// module takes its sockets out of their rooms by itself.
+    #[arg(
+        long = "lease",
+        env = "VIOLET_LEASE",
+        default_value_t = 10_000,
+        value_name = "MS"
+    )]
+    pub lease_ms: u64,
+
     /// Milliseconds a Redis command may take before the request gets
     /// UNAVAILABLE.
     #[arg(long, env = "VIOLET_REDIS_TIMEOUT_MS", default_value_t = 2_000)]
@@ -176,6 +187,7 @@ impl Cli {
             ping_interval: Duration::from_millis(self.ping_interval_ms.max(1)),
             pong_timeout: Duration::from_millis(self.pong_timeout_ms.max(1)),
             redis_timeout: Duration::from_millis(self.redis_timeout_ms.max(1)),
+            lease: Duration::from_millis(self.lease_ms),
             ..Config::default()
         }
     }
@@ -205,6 +217,8 @@ pub struct Config {
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
     pub redis_timeout: Duration,
+    /// This shim's lease on its sockets (the module's bounds: 100 ms to 24 h).
+    pub lease: Duration,
     /// Pushes waiting for one client before it counts as too slow.
     pub push_buffer: usize,
     /// How long shutdown waits for connections to say goodbye.
@@ -230,6 +244,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(10),
             pong_timeout: Duration::from_secs(30),
             redis_timeout: Duration::from_secs(2),
+            lease: Duration::from_secs(10),
             push_buffer: 1024,
             shutdown_grace: Duration::from_secs(10),
             shim_id: None,

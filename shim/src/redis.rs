@@ -9,9 +9,26 @@ use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, RoomInfo, ShimError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, RedisError};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use violet_contract::codes;
+use violet_contract::keys::Keys;
+
+/// Sockets read per `HSCAN` of a node's hash.
+const NODE_PAGE: u64 = 500;
+
+/// What `VIOLET.LEASE` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// The lease was live and now runs on.
+    Renewed,
+    /// There was no live lease; there is one now. Sockets the shim had may
+    /// have been reaped.
+    Created,
+    /// The lease ran out and the module is reaping its sockets.
+    Expired,
+}
 
 /// A room as `VIOLET.TOP` and `VIOLET.ROOM` return it.
 type RawRoom = (String, u64, Vec<String>);
@@ -141,6 +158,58 @@ impl Violet {
         let mut cmd = self.command("VIOLET.SAY");
         cmd.arg(socket).arg(data);
         self.call(&cmd).await
+    }
+
+    /// `VIOLET.LEASE NS NODE TTL-MS`: `renewed`, `created` or `expired`.
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` when Redis cannot be reached.
+    pub async fn lease(&self, node: &str, ttl: Duration) -> Result<Lease, ShimError> {
+        let mut cmd = self.command("VIOLET.LEASE");
+        cmd.arg(node)
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        let reply: String = self.call(&cmd).await?;
+        match reply.as_str() {
+            "renewed" => Ok(Lease::Renewed),
+            "created" => Ok(Lease::Created),
+            "expired" => Ok(Lease::Expired),
+            other => Err(ShimError::new(
+                ErrorCode::Unavailable,
+                format!("unexpected VIOLET.LEASE reply {other:?}"),
+            )),
+        }
+    }
+
+    /// `VIOLET.RELEASE NS NODE`: how many sockets left their rooms.
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` when Redis cannot be reached.
+    pub async fn release(&self, node: &str) -> Result<u64, ShimError> {
+        let mut cmd = self.command("VIOLET.RELEASE");
+        cmd.arg(node);
+        self.call(&cmd).await
+    }
+
+    /// Where Redis has `node`'s sockets: socket -> room, read from the
+    /// node's hash (`violet:{NS}:node:NODE`) a page at a time, so that no
+    /// single call holds Redis for long.
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` when Redis cannot be reached.
+    pub async fn node_sockets(&self, node: &str) -> Result<HashMap<String, String>, ShimError> {
+        let key = Keys::new(&self.namespace).node(node);
+        let mut sockets = HashMap::new();
+        let mut cursor = 0u64;
+        loop {
+            let mut cmd = redis::cmd("HSCAN");
+            cmd.arg(&key).arg(cursor).arg("COUNT").arg(NODE_PAGE);
+            let (next, page): (u64, Vec<(String, String)>) = self.call(&cmd).await?;
+            sockets.extend(page);
+            if next == 0 {
+                return Ok(sockets);
+            }
+            cursor = next;
+        }
     }
 
     /// Whether Redis answers with the module loaded: `VIOLET.WHERE` for a

@@ -13,12 +13,23 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
 use tracing::warn;
-use violet_contract::events::Event;
+use violet_contract::events::{Event, Reason};
 
 struct Local {
     pushes: mpsc::Sender<Utf8Bytes>,
     room: Option<String>,
+    /// Bumped at every change of `room`, so that a reconciliation that read
+    /// Redis before a change does not undo it.
+    version: u64,
     watch_top: Option<u64>,
+}
+
+/// What this shim believes of one of its sockets, for [`Hub::correct`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Belief {
+    pub socket: String,
+    pub room: Option<String>,
+    version: u64,
 }
 
 #[derive(Default)]
@@ -35,6 +46,7 @@ impl State {
         if local.room.as_deref() == room {
             return;
         }
+        local.version += 1;
         if let Some(old) = local.room.take() {
             if let Some(members) = self.rooms.get_mut(&old) {
                 members.remove(socket);
@@ -98,6 +110,7 @@ impl Hub {
             Local {
                 pushes,
                 room: None,
+                version: 0,
                 watch_top: None,
             },
         );
@@ -119,6 +132,45 @@ impl Hub {
             .sockets
             .get(socket)
             .and_then(|l| l.room.clone())
+    }
+
+    /// What this shim believes of each of its sockets now.
+    pub fn beliefs(&self) -> Vec<Belief> {
+        self.state()
+            .sockets
+            .iter()
+            .map(|(socket, local)| Belief {
+                socket: socket.clone(),
+                room: local.room.clone(),
+                version: local.version,
+            })
+            .collect()
+    }
+
+    /// Forgets a membership that Redis no longer holds, unless the socket's
+    /// room changed since `belief` was taken; tells the client with a
+    /// `member-left` about itself (reason `lost`, `viewers` as Redis counts
+    /// the room now). Whether it did.
+    pub fn forget(&self, belief: &Belief, viewers: u64) -> bool {
+        let mut state = self.state();
+        let current = state.sockets.get(&belief.socket).map(|l| l.version);
+        let Some(room) = belief.room.as_deref() else {
+            return false;
+        };
+        if current != Some(belief.version) {
+            return false;
+        }
+        state.set_room(&belief.socket, None);
+        let frame = Frame::MemberLeft {
+            room_id: room.to_owned(),
+            socket_id: belief.socket.clone(),
+            viewers,
+            reason: Reason::Lost,
+        };
+        let text = Utf8Bytes::from(frame.to_text(None));
+        self.push(&mut state, std::slice::from_ref(&belief.socket), &text);
+        self.top_changed.notify_one();
+        true
     }
 
     /// Starts (`Some(count)`) or stops (`None`) `top` pushes to `socket`.
@@ -263,7 +315,6 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use violet_contract::events::Reason;
 
     fn hub() -> Hub {
         Hub::new(Arc::new(Metrics::default()))
@@ -299,10 +350,31 @@ mod tests {
             reason: Reason::Expired,
         });
         assert_eq!(hub.room_of("a:1"), None);
-        let left = rx.try_recv().unwrap();
-        assert!(left.contains(r#""reason":"expired""#), "{left}");
+        let pushes: Vec<Utf8Bytes> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert!(
+            pushes.last().unwrap().contains(r#""reason":"expired""#),
+            "{pushes:?}"
+        );
         let unknown: Event = serde_json::from_str(r#"{"event":"reaped","room":"r"}"#).unwrap();
         assert_eq!(unknown, Event::Other);
+    }
+
+    #[test]
+    fn forgetting_a_lost_room_tells_the_client_unless_it_moved_since() {
+        let hub = hub();
+        let (tx, mut rx) = mpsc::channel(8);
+        hub.register("a:1", tx);
+        hub.set_room("a:1", Some("r"));
+        let stale = hub.beliefs().pop().unwrap();
+        hub.set_room("a:1", Some("s"));
+        assert!(!hub.forget(&stale, 0), "a newer reply wins");
+        assert_eq!(hub.room_of("a:1").as_deref(), Some("s"));
+        let fresh = hub.beliefs().pop().unwrap();
+        assert!(hub.forget(&fresh, 3));
+        assert_eq!(hub.room_of("a:1"), None);
+        let push = rx.try_recv().unwrap();
+        assert!(push.contains(r#""reason":"lost""#), "{push}");
+        assert!(push.contains(r#""room_id":"s""#), "{push}");
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     let background = Background::start(
         client,
         &config.namespace,
+        &shim_id,
+        config.lease,
         violet.clone(),
         hub.clone(),
         &notify_shutdown,
@@ -99,10 +101,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         static_files: ServeDir::new(&config.static_dir),
         limit: Arc::new(Semaphore::new(config.max_connections)),
         config,
-        violet,
+        violet: violet.clone(),
         hub,
         metrics,
-        shim_id,
+        shim_id: shim_id.clone(),
         next_socket: AtomicU64::new(0),
         notify_shutdown: notify_shutdown.clone(),
         shutting_down: AtomicBool::new(false),
@@ -137,6 +139,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         warn!("connections still open after the grace period");
     }
     background.join().await;
+    // Every socket has left its room; the lease ends now rather than at its
+    // expiry, taking out whatever a failed leave left behind.
+    match violet.release(&shim_id).await {
+        Ok(0) => {}
+        Ok(left) => warn!(left, "sockets still in rooms were released"),
+        Err(error) => warn!(%error, "could not release the lease; it will expire"),
+    }
     info!("stopped");
     served.map_err(io::Error::other)?
 }

@@ -1,10 +1,13 @@
 //! The events subscription: one pub/sub connection per shim, subscribed to
 //! the namespace's events channel, handing each event to [`Hub::apply`].
 //!
-//! When the connection drops it re-subscribes with backoff, and wakes the
-//! top watchers, since rooms may have changed while it was away.
+//! When the connection drops it re-subscribes with backoff; once subscribed
+//! again it reconciles (events may have been missed, or Redis may have lost
+//! its data) and wakes the top watchers, since rooms may have changed while
+//! it was away.
 
 use crate::registry::Hub;
+use crate::tasks::reconcile::Reconciler;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +21,13 @@ pub async fn subscribe(
     client: redis::Client,
     channel: String,
     hub: Arc<Hub>,
+    reconciler: Arc<Reconciler>,
     mut shutdown: broadcast::Receiver<()>,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
         tokio::select! {
-            () = listen(&client, &channel, &hub, &mut backoff) => {}
+            () = listen(&client, &channel, &hub, &reconciler, &mut backoff) => {}
             _ = shutdown.recv() => return,
         }
         debug!(delay = ?backoff, "re-subscribing to events");
@@ -35,7 +39,13 @@ pub async fn subscribe(
     }
 }
 
-async fn listen(client: &redis::Client, channel: &str, hub: &Hub, backoff: &mut Duration) {
+async fn listen(
+    client: &redis::Client,
+    channel: &str,
+    hub: &Hub,
+    reconciler: &Reconciler,
+    backoff: &mut Duration,
+) {
     let mut pubsub = match client.get_async_pubsub().await {
         Ok(pubsub) => pubsub,
         Err(error) => {
@@ -49,7 +59,13 @@ async fn listen(client: &redis::Client, channel: &str, hub: &Hub, backoff: &mut 
     }
     info!(channel, "subscribed to events");
     *backoff = Duration::from_millis(50);
-    // Rooms may have changed while we were away.
+    // Events may have been missed while we were away (or Redis may have lost
+    // its data): what the connections believe is checked against Redis
+    // before any new event is applied; they wait in the subscription.
+    if let Err(error) = reconciler.run().await {
+        warn!(%error, "could not reconcile after subscribing; retrying");
+        return;
+    }
     hub.top_changed.notify_one();
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {

@@ -2,17 +2,24 @@
 //! connections for as long as the shim serves.
 //!
 //! - [`events`]: the events subscription, feeding the [`Hub`];
-//! - [`lobby`]: `top` pushes for the connections that watch the top rooms.
+//! - [`lease`]: this shim's lease on its sockets, renewed;
+//! - [`lobby`]: `top` pushes for the connections that watch the top rooms;
+//! - [`reconcile`] (not a task of its own): brings the [`Hub`] in line with
+//!   Redis after the subscription or the lease was lost.
 //!
 //! [`Background::start`] spawns them all; each one stops when the shutdown
 //! broadcast fires, and [`Background::join`] waits for them.
 
 pub mod events;
+pub mod lease;
 pub mod lobby;
+pub mod reconcile;
 
 use crate::redis::Violet;
 use crate::registry::Hub;
+use reconcile::Reconciler;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use violet_contract::keys::events_channel;
@@ -23,19 +30,35 @@ pub struct Background {
 }
 
 impl Background {
-    /// Spawns every background task of a shim serving `namespace`.
+    /// Spawns every background task of the shim `node` serving `namespace`
+    /// with a lease of `lease`.
     pub fn start(
         client: redis::Client,
         namespace: &str,
+        node: &str,
+        lease: Duration,
         violet: Violet,
         hub: Arc<Hub>,
         shutdown: &broadcast::Sender<()>,
     ) -> Self {
+        let reconciler = Arc::new(Reconciler::new(
+            violet.clone(),
+            hub.clone(),
+            node.to_owned(),
+        ));
         let tasks = vec![
             tokio::spawn(events::subscribe(
                 client,
                 events_channel(namespace),
                 hub.clone(),
+                reconciler.clone(),
+                shutdown.subscribe(),
+            )),
+            tokio::spawn(lease::renew(
+                violet.clone(),
+                node.to_owned(),
+                lease,
+                reconciler,
                 shutdown.subscribe(),
             )),
             tokio::spawn(lobby::watch_top(hub, violet, shutdown.subscribe())),
