@@ -5,8 +5,6 @@ mod shim_common;
 
 use serde_json::json;
 use shim_common::*;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::RedisServer;
 
@@ -87,63 +85,6 @@ async fn a_client_that_stops_answering_pings_is_dropped() {
     live.close().await;
     shim.stop().await;
     assert_consistent(&redis).await;
-}
-
-/// A `violet-shim` process, killed if the test fails early.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_shim(args: &[&str], log: &Path) -> Process {
-    let log = std::fs::File::create(log).expect("log file");
-    let child = Command::new(support::shim_binary())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start violet-shim");
-    Process(child)
-}
-
-async fn wait_healthy(port: u16) {
-    let addr = ([127, 0, 0, 1], port).into();
-    eventually("the shim answers /healthz", || async move {
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            return false;
-        }
-        http_get(addr, "/healthz").await.0 == 200
-    })
-    .await;
-}
-
-fn sigterm(process: &Process) {
-    let status = Command::new("kill")
-        .args(["-TERM", &process.0.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-}
-
-async fn exit_code(process: &mut Process) -> Option<i32> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(status) = process.0.try_wait().expect("wait") {
-            return status.code();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the shim did not exit in time"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,6 +123,12 @@ pub struct Cli {
     #[arg(long, env = "VIOLET_REDIS_SERVER", default_value = "redis-server")]
     pub redis_server: PathBuf,
 
+    /// This shim's id, the node name of its sockets and its lease
+    /// (`<id>:<n>`) [default: 12 random hex characters]. Two running shims
+    /// must never share one.
+    #[arg(long, env = "VIOLET_SHIM_ID")]
+    pub shim_id: Option<String>,
+
     /// Log filter, such as `info` or `violet_shim=debug` [default: RUST_LOG, else `info`].
     #[arg(long, env = "VIOLET_LOG")]
     pub log: Option<String>,
@@ -188,6 +194,7 @@ impl Cli {
             pong_timeout: Duration::from_millis(self.pong_timeout_ms.max(1)),
             redis_timeout: Duration::from_millis(self.redis_timeout_ms.max(1)),
             lease: Duration::from_millis(self.lease_ms),
+            shim_id: self.shim_id.clone(),
             ..Config::default()
         }
     }

@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::RedisServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -394,4 +396,66 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// A `violet-shim` process, killed if the test fails early.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn spawn_shim(args: &[&str], log: &Path) -> Process {
+    let log = std::fs::File::create(log).expect("log file");
+    let child = Command::new(support::shim_binary())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start violet-shim");
+    Process(child)
+}
+
+pub async fn wait_healthy(port: u16) {
+    let addr = ([127, 0, 0, 1], port).into();
+    eventually("the shim answers /healthz", || async move {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            return false;
+        }
+        http_get(addr, "/healthz").await.0 == 200
+    })
+    .await;
+}
+
+pub fn sigterm(process: &Process) {
+    signal("TERM", process.0.id());
+}
+
+/// Sends a signal (`TERM`, `KILL`, `STOP`, `CONT`) to a process.
+pub fn signal(name: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+pub async fn exit_code(process: &mut Process) -> Option<i32> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(status) = process.0.try_wait().expect("wait") {
+            return status.code();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the shim did not exit in time"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }

@@ -123,6 +123,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server's process id (for `kill -STOP`, say).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
     /// `redis://127.0.0.1:PORT/`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
