@@ -106,7 +106,10 @@ async fn a_killed_shim_leaves_no_ghosts_and_the_others_are_told() {
         assert!(!room_exists(&redis, room).await, "room {room} is destroyed");
     }
     for (room, watcher) in shared.iter().zip(&mut watchers) {
-        assert_eq!(members(&redis, room).await, [watcher.socket_id.clone()]);
+        assert_eq!(
+            members(&redis, room).await,
+            std::slice::from_ref(&watcher.socket_id)
+        );
         // The survivor's client heard every doomed member leave, as expired.
         let mut heard = 0;
         while heard < in_shared[room] {
