@@ -181,8 +181,14 @@ function handleFrame(msg) {
       }
       if (msg.ref === undefined || msg.ref === null) showNotice(errorText(new VioletError(msg.code, msg.message)));
       break;
-    case 'member-joined':
     case 'member-left':
+      if (lostMyRoom(msg)) {
+        rejoinLostRoom(msg.room_id);
+        break;
+      }
+      roomPush(msg);
+      break;
+    case 'member-joined':
     case 'room-updated':
     case 'message':
       roomPush(msg);
@@ -196,6 +202,33 @@ function handleFrame(msg) {
     default:
       // Replies are handled by their requests; unknown kinds are ignored.
       break;
+  }
+}
+
+/**
+ * Whether a push says this page's socket was taken out of its room without
+ * asking: its server lost touch with Redis for too long (`expired`, `lost`)
+ * or stopped (`released`).
+ */
+function lostMyRoom(msg) {
+  return msg.socket_id === state.selfId
+    && typeof msg.reason === 'string' && msg.reason !== 'left'
+    && state.room !== null && state.room.room_id === msg.room_id
+    && state.leaving !== msg.room_id;
+}
+
+/** Takes the socket back into a room it lost, or says why it cannot. */
+async function rejoinLostRoom(roomId) {
+  // Give the server a moment to take its lease back before joining again.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  if (!state.room || state.room.room_id !== roomId) return;
+  try {
+    await joinRoom(roomId, { quiet: true });
+  } catch (err) {
+    if (state.room && state.room.room_id === roomId) exitRoom();
+    showNotice(err.code === 'NOROOM'
+      ? 'The connection to the server was lost and this room has closed meanwhile.'
+      : `The connection to the server was lost and the room could not be rejoined: ${errorText(err)}`);
   }
 }
 

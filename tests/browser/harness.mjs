@@ -138,6 +138,27 @@ function redisPing(port) {
   });
 }
 
+/** Sends one command to Redis on `port`; resolves with the raw RESP reply. */
+export function redisCommand(port, args) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let data = '';
+    socket.setTimeout(5000, () => socket.destroy(new Error('timeout')));
+    socket.on('error', reject);
+    socket.on('connect', () => {
+      const parts = args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('');
+      socket.write(`*${args.length}\r\n${parts}`);
+    });
+    socket.on('data', (chunk) => {
+      data += chunk;
+      if (data.includes('\r\n')) {
+        socket.end();
+        resolve(data);
+      }
+    });
+  });
+}
+
 /** Starts redis-server with the module on a free port. */
 export async function startRedis() {
   const port = await freePort();

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, buildRelease, startRedis, startShim } from './harness.mjs';
+import { CHROMIUM_ARGS, buildRelease, redisCommand, startRedis, startShim } from './harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 20000; // generous: the top list is pushed at most once a second
@@ -29,7 +29,7 @@ after(async () => {
 });
 
 /** A fresh browser context (its own cookies and storage), as a second person. */
-async function openLobby({ width = 1280, height = 860 } = {}) {
+async function openLobby({ width = 1280, height = 860, on = shim } = {}) {
   const context = await browser.newContext({ viewport: { width, height } });
   const page = await context.newPage();
   page.on('pageerror', (err) => pageErrors.push(err.message));
@@ -40,7 +40,7 @@ async function openLobby({ width = 1280, height = 860 } = {}) {
       pageErrors.push(`console: ${msg.text()}`);
     }
   });
-  await page.goto(`${shim.baseUrl}/`);
+  await page.goto(`${on.baseUrl}/`);
   await hasText(page.getByTestId('status'), 'Connected');
   return page;
 }
@@ -196,6 +196,43 @@ describe('lobby page', () => {
     await friend.close();
     await hasText(page.getByTestId('viewer-count'), '1');
     await page.close();
+  });
+
+  test('a page whose socket was taken out by the server takes its place back', async () => {
+    // A second shim: its sockets are released (as when a shim loses its
+    // lease) while the first shim's page stays.
+    const other = await startShim(redis.url);
+    try {
+      const title = `Lease ${Date.now()}`;
+      const host = await openLobby();
+      await host.getByLabel('Title', { exact: true }).fill(title);
+      await host.getByRole('button', { name: 'Create room', exact: true }).click();
+      await hasText(host.getByTestId('room-title'), title);
+      const roomId = await text(host.getByTestId('room-id'));
+
+      const guest = await openLobby({ on: other });
+      const guestSocket = await text(guest.getByTestId('socket-id'));
+      await guest.getByLabel('Room id', { exact: true }).fill(roomId);
+      await guest.getByRole('button', { name: 'Join', exact: true }).click();
+      await hasText(guest.getByTestId('viewer-count'), '2');
+      await hasText(host.getByTestId('viewer-count'), '2');
+
+      const node = guestSocket.split(':')[0];
+      const reply = await redisCommand(redis.port, ['VIOLET.RELEASE', 'watch-party', node]);
+      assert.equal(reply, ':1\r\n', 'the guest socket was taken out');
+      // The guest's page hears it was taken out, joins again, and stays in
+      // the room; the host sees the guest come back.
+      await contains(host.getByTestId('member-list'), guestSocket);
+      await hasText(guest.getByTestId('room-title'), title);
+      await hasText(guest.getByTestId('viewer-count'), '2');
+      await hasText(host.getByTestId('viewer-count'), '2');
+      const members = await redisCommand(redis.port, ['VIOLET.WHERE', 'watch-party', guestSocket]);
+      assert.ok(members.includes(roomId), `the guest is back in the room in Redis: ${members}`);
+      await guest.close();
+      await host.close();
+    } finally {
+      await other.stop();
+    }
   });
 
   test('the pages raised no script errors', () => {
