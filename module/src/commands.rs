@@ -2,10 +2,13 @@
 //!
 //! Nothing here decides anything about rooms; see [`crate::rooms`].
 
+use crate::acl::{Needs, Permissions};
 use crate::details::Details;
 use crate::error::{err_corrupt, err_internal, err_invalid, VioletError};
 use crate::ids::{Namespace, RoomId, SocketId};
+use crate::keys::Keys;
 use crate::redis_store::RedisStore;
+use crate::registry::Command;
 use crate::rooms::{NewRoom, RoomView, Rooms};
 use redis_module::{Context, NextArg, RedisError, RedisResult, RedisString, RedisValue};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,7 +17,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub const TOP_DEFAULT: u64 = 10;
 pub const TOP_MAX: u64 = 1000;
 
-type Args = std::iter::Skip<std::vec::IntoIter<RedisString>>;
+/// A command's arguments after its name.
+pub type Args = std::iter::Skip<std::vec::IntoIter<RedisString>>;
 
 impl From<VioletError> for RedisError {
     fn from(error: VioletError) -> Self {
@@ -24,19 +28,31 @@ impl From<VioletError> for RedisError {
 
 /// Runs a command, turning a panic into an error reply: a bug in Violet must
 /// never take Redis down.
-pub fn guarded(
-    ctx: &Context,
-    args: Vec<RedisString>,
-    command: fn(&Context, Args) -> RedisResult,
-) -> RedisResult {
-    catch_unwind(AssertUnwindSafe(|| command(ctx, args.into_iter().skip(1)))).unwrap_or_else(|_| {
+pub fn dispatch(command: &Command, ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let run = || (command.run)(ctx, command.needs, args.into_iter().skip(1));
+    catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|_| {
         ctx.log_warning("Violet: a command panicked; the error was returned to the client");
         Err(err_internal().into())
     })
 }
 
+/// The store for a command on `namespace`, acting for the calling user: a
+/// command that publishes is refused here, before it reads anything, unless
+/// the user may publish on the namespace's events channel.
+fn open<'c>(
+    ctx: &'c Context,
+    needs: Needs,
+    namespace: &Namespace,
+) -> Result<RedisStore<'c>, VioletError> {
+    let permissions = Permissions::of_caller(ctx, needs.access);
+    if needs.publishes && permissions.restricted() {
+        permissions.publish(ctx, &Keys::events_channel(namespace))?;
+    }
+    Ok(RedisStore::new(ctx, permissions))
+}
+
 /// `VIOLET.CREATE NS SOCKET ROOM|* [field value ...]`: the new room's id.
-pub fn create(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn create(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let socket = socket(&args.next_arg()?)?;
     let room = args.next_arg()?;
@@ -45,18 +61,18 @@ pub fn create(ctx: &Context, mut args: Args) -> RedisResult {
         "*" => NewRoom::Fresh,
         named => NewRoom::Named(RoomId::parse(named)?),
     };
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let room = Rooms::new(&mut store, &namespace).create(&socket, room, details)?;
     Ok(RedisValue::BulkString(room))
 }
 
 /// `VIOLET.JOIN NS SOCKET ROOM`: `[previous room or nil, viewers]`.
-pub fn join(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn join(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let socket = socket(&args.next_arg()?)?;
     let room = room(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let joined = Rooms::new(&mut store, &namespace).join(&socket, &room)?;
     Ok(RedisValue::Array(vec![
         optional(joined.previous),
@@ -65,37 +81,37 @@ pub fn join(ctx: &Context, mut args: Args) -> RedisResult {
 }
 
 /// `VIOLET.LEAVE NS SOCKET`: the room left, or nil.
-pub fn leave(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn leave(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let socket = socket(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     Ok(optional(Rooms::new(&mut store, &namespace).leave(&socket)?))
 }
 
 /// `VIOLET.UPDATE NS ROOM field value [field value ...]`: `OK`.
-pub fn update(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn update(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let room = room(&args.next_arg()?)?;
     let details = details(args.collect(), true)?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     Rooms::new(&mut store, &namespace).update(&room, &details)?;
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
 /// `VIOLET.SAY NS SOCKET DATA`: the room the message went to.
-pub fn say(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn say(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let socket = socket(&args.next_arg()?)?;
     let data = args.next_arg()?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let room = Rooms::new(&mut store, &namespace).say(&socket, utf8(&data)?)?;
     Ok(RedisValue::BulkString(room))
 }
 
 /// `VIOLET.TOP NS [COUNT n] [OFFSET k]`: `[[room, viewers, [field, value, ...]], ...]`.
-pub fn top(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn top(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let (mut count, mut offset) = (TOP_DEFAULT, 0);
     while let Some(option) = args.next() {
@@ -110,27 +126,27 @@ pub fn top(ctx: &Context, mut args: Args) -> RedisResult {
             }
         }
     }
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let rooms = Rooms::new(&mut store, &namespace).top(offset, count)?;
     Ok(RedisValue::Array(rooms.into_iter().map(view).collect()))
 }
 
 /// `VIOLET.ROOM NS ROOM`: `[room, viewers, [field, value, ...]]`, or nil.
-pub fn room_info(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn room_info(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let room = room(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let found = Rooms::new(&mut store, &namespace).room(&room)?;
     Ok(found.map_or(RedisValue::Null, view))
 }
 
 /// `VIOLET.MEMBERS NS ROOM`: the sockets in the room, sorted.
-pub fn members(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn members(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let room = room(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let mut members = Rooms::new(&mut store, &namespace).members(&room)?;
     members.sort_unstable();
     Ok(RedisValue::Array(
@@ -139,21 +155,21 @@ pub fn members(ctx: &Context, mut args: Args) -> RedisResult {
 }
 
 /// `VIOLET.WHERE NS SOCKET`: the socket's room, or nil.
-pub fn where_is(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn where_is(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let socket = socket(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     Ok(optional(
         Rooms::new(&mut store, &namespace).room_of(&socket)?,
     ))
 }
 
 /// `VIOLET.CHECK NS`: `OK`, or a `CORRUPT` error naming every violation.
-pub fn check(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn check(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let violations = Rooms::new(&mut store, &namespace).check()?;
     if violations.is_empty() {
         Ok(RedisValue::SimpleStringStatic("OK"))

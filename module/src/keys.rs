@@ -64,6 +64,11 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
+    /// [`Self::events`] of `namespace`, without naming its other keys.
+    pub fn events_channel(namespace: &Namespace) -> String {
+        format!("violet:{{{namespace}}}:events")
+    }
+
     /// The details hash of a room.
     pub fn room(&self, room: &str) -> String {
         format!("{}{ROOM_PREFIX}{room}", self.prefix)
@@ -108,6 +113,8 @@ mod tests {
         assert_eq!(k.rooms(), "violet:{watch-party}:rooms");
         assert_eq!(k.sockets(), "violet:{watch-party}:sockets");
         assert_eq!(k.events(), "violet:{watch-party}:events");
+        let ns = Namespace::parse("watch-party").unwrap();
+        assert_eq!(Keys::events_channel(&ns), k.events());
         assert_eq!(k.room("ROOM:2"), "violet:{watch-party}:room:ROOM:2");
         assert_eq!(
             k.members("ROOM:2"),

@@ -8,8 +8,12 @@
 //!
 //! ## Layout of the crate
 //!
+//! - [`registry`]: the command table: flags, ACL categories, key specs and
+//!   `COMMAND DOCS` of every command, in one entry per command.
 //! - [`commands`]: the command layer. Parses arguments, calls the rules, shapes
 //!   the reply; nothing else.
+//! - [`acl`]: the caller's ACL, checked on the keys and channel each command
+//!   really touches.
 //! - [`rooms`]: the room rules, plain Rust over the [`store::Store`] trait.
 //!   [`check`] verifies the invariants they keep.
 //! - [`ids`], [`details`], [`keys`], [`events`], [`error`]: the vocabulary: validated
@@ -19,6 +23,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod acl;
 pub mod check;
 pub mod commands;
 pub mod details;
@@ -29,6 +34,7 @@ mod ffi;
 pub mod ids;
 pub mod keys;
 pub mod redis_store;
+pub mod registry;
 pub mod rooms;
 pub mod store;
 
@@ -49,38 +55,23 @@ const ALLOCATOR: Allocator = redis_module::alloc::RedisAlloc;
 #[cfg(test)]
 const ALLOCATOR: Allocator = std::alloc::System;
 
-/// Registers a command handler behind [`commands::guarded`].
-macro_rules! guarded {
-    ($command:path) => {
-        |ctx: &redis_module::Context, args: Vec<redis_module::RedisString>| {
-            commands::guarded(ctx, args, $command)
-        }
-    };
-}
-
-// Every command declares NS (argument 1) as its one key: all keys of a
-// namespace share the hash tag {NS}, whose slot is the slot of NS itself, so
-// cluster clients route each command to the node that owns the namespace.
+// The commands are registered by `registry::register` (see its table), not
+// through the macro's own list: the macro cannot pass key specs, ACL
+// categories or `COMMAND DOCS`.
 mod registration {
-    use super::{commands, Allocator, ALLOCATOR};
-    use redis_module::redis_module;
+    use super::{registry, Allocator, ALLOCATOR};
+    use redis_module::{redis_module, Context, RedisString, Status};
+
+    fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+        registry::register(ctx)
+    }
 
     redis_module! {
         name: "violet",
         version: 1,
         allocator: (Allocator, ALLOCATOR),
         data_types: [],
-        commands: [
-            ["VIOLET.CREATE", guarded!(commands::create), "write deny-oom fast", 1, 1, 1],
-            ["VIOLET.JOIN", guarded!(commands::join), "write deny-oom fast", 1, 1, 1],
-            ["VIOLET.LEAVE", guarded!(commands::leave), "write fast", 1, 1, 1],
-            ["VIOLET.UPDATE", guarded!(commands::update), "write deny-oom fast", 1, 1, 1],
-            ["VIOLET.SAY", guarded!(commands::say), "readonly pubsub fast", 1, 1, 1],
-            ["VIOLET.TOP", guarded!(commands::top), "readonly", 1, 1, 1],
-            ["VIOLET.ROOM", guarded!(commands::room_info), "readonly fast", 1, 1, 1],
-            ["VIOLET.MEMBERS", guarded!(commands::members), "readonly", 1, 1, 1],
-            ["VIOLET.WHERE", guarded!(commands::where_is), "readonly fast", 1, 1, 1],
-            ["VIOLET.CHECK", guarded!(commands::check), "readonly", 1, 1, 1],
-        ],
+        init: init,
+        commands: [],
     }
 }
