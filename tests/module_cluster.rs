@@ -110,9 +110,10 @@ fn namespaces_spread_over_a_cluster_and_commands_follow_them() {
         assert_eq!(cli(entry, &["VIOLET.WHERE", ns, "s2"]), "lobby");
         assert_eq!(cli(entry, &["VIOLET.CHECK", ns]), "OK");
         let keys = cli(*home, &["KEYS", &format!("violet:{{{ns}}}:*")]);
+        // rooms, room:lobby, room:lobby:members, nodes, node:s1, node:s2
         assert_eq!(
             keys.lines().count(),
-            4,
+            6,
             "{ns}: every key on its home node: {keys}"
         );
         let slots: std::collections::BTreeSet<String> = keys

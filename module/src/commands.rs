@@ -2,19 +2,23 @@
 //!
 //! Nothing here decides anything about rooms; see [`crate::rooms`].
 
+use crate::acl::{Needs, Permissions};
 use crate::details::Details;
 use crate::error::{err_corrupt, err_internal, err_invalid, VioletError};
 use crate::ids::{Namespace, NodeId, RoomId, SocketId};
 use crate::leases::LeaseOutcome;
 use crate::reaper;
 use crate::redis_store::RedisStore;
+use crate::registry::Command;
 use crate::rooms::{NewRoom, RoomView, Rooms};
 use redis_module::{Context, NextArg, RedisError, RedisResult, RedisString, RedisValue};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use violet_contract::keys::events_channel;
 use violet_contract::limits::{TOP_DEFAULT, TOP_MAX};
 
-type Args = std::iter::Skip<std::vec::IntoIter<RedisString>>;
+/// A command's arguments after its name.
+pub type Args = std::iter::Skip<std::vec::IntoIter<RedisString>>;
 
 impl From<VioletError> for RedisError {
     fn from(error: VioletError) -> Self {
@@ -24,26 +28,38 @@ impl From<VioletError> for RedisError {
 
 /// Runs a command, turning a panic into an error reply: a bug in Violet must
 /// never take Redis down.
-pub fn guarded(
-    ctx: &Context,
-    args: Vec<RedisString>,
-    command: fn(&Context, Args) -> RedisResult,
-) -> RedisResult {
-    catch_unwind(AssertUnwindSafe(|| command(ctx, args.into_iter().skip(1)))).unwrap_or_else(|_| {
+pub fn dispatch(command: &Command, ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let run = || (command.run)(ctx, command.needs, args.into_iter().skip(1));
+    catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|_| {
         ctx.log_warning("Violet: a command panicked; the error was returned to the client");
         Err(err_internal().into())
     })
 }
 
-/// Runs timer work, catching a panic as [`guarded`] does for commands.
+/// Runs timer work, catching a panic as [`dispatch`] does for commands.
 pub fn guarded_timer(ctx: &Context, work: fn(&Context)) {
     if catch_unwind(AssertUnwindSafe(|| work(ctx))).is_err() {
         ctx.log_warning("Violet: the reaper panicked; it runs again at its next interval");
     }
 }
 
+/// The store for a command on `namespace`, acting for the calling user: a
+/// command that publishes is refused here, before it reads anything, unless
+/// the user may publish on the namespace's events channel.
+fn open<'c>(
+    ctx: &'c Context,
+    needs: Needs,
+    namespace: &Namespace,
+) -> Result<RedisStore<'c>, VioletError> {
+    let permissions = Permissions::of_caller(ctx, needs.access);
+    if needs.publishes && permissions.restricted() {
+        permissions.publish(ctx, &events_channel(namespace))?;
+    }
+    Ok(RedisStore::new(ctx, permissions))
+}
+
 /// `VIOLET.CREATE NS SOCKET ROOM|* [field value ...]`: the new room's id.
-pub fn create(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn create(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let socket = socket(&args.next_arg()?)?;
     let room = args.next_arg()?;
@@ -52,18 +68,18 @@ pub fn create(ctx: &Context, mut args: Args) -> RedisResult {
         "*" => NewRoom::Fresh,
         named => NewRoom::Named(RoomId::parse(named)?),
     };
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let room = Rooms::new(&mut store, &namespace).create(&socket, room, details)?;
     Ok(RedisValue::BulkString(room))
 }
 
 /// `VIOLET.JOIN NS SOCKET ROOM`: `[previous room or nil, viewers]`.
-pub fn join(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn join(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let socket = socket(&args.next_arg()?)?;
     let room = room(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let joined = Rooms::new(&mut store, &namespace).join(&socket, &room)?;
     Ok(RedisValue::Array(vec![
         optional(joined.previous),
@@ -72,37 +88,37 @@ pub fn join(ctx: &Context, mut args: Args) -> RedisResult {
 }
 
 /// `VIOLET.LEAVE NS SOCKET`: the room left, or nil.
-pub fn leave(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn leave(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let socket = socket(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     Ok(optional(Rooms::new(&mut store, &namespace).leave(&socket)?))
 }
 
 /// `VIOLET.UPDATE NS ROOM field value [field value ...]`: `OK`.
-pub fn update(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn update(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let room = room(&args.next_arg()?)?;
     let details = details(args.collect(), true)?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     Rooms::new(&mut store, &namespace).update(&room, &details)?;
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
 /// `VIOLET.SAY NS SOCKET DATA`: the room the message went to.
-pub fn say(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn say(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let socket = socket(&args.next_arg()?)?;
     let data = args.next_arg()?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let room = Rooms::new(&mut store, &namespace).say(&socket, utf8(&data)?)?;
     Ok(RedisValue::BulkString(room))
 }
 
 /// `VIOLET.TOP NS [COUNT n] [OFFSET k]`: `[[room, viewers, [field, value, ...]], ...]`.
-pub fn top(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn top(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let (mut count, mut offset) = (TOP_DEFAULT, 0);
     while let Some(option) = args.next() {
@@ -117,27 +133,27 @@ pub fn top(ctx: &Context, mut args: Args) -> RedisResult {
             }
         }
     }
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let rooms = Rooms::new(&mut store, &namespace).top(offset, count)?;
     Ok(RedisValue::Array(rooms.into_iter().map(view).collect()))
 }
 
 /// `VIOLET.ROOM NS ROOM`: `[room, viewers, [field, value, ...]]`, or nil.
-pub fn room_info(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn room_info(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let room = room(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let found = Rooms::new(&mut store, &namespace).room(&room)?;
     Ok(found.map_or(RedisValue::Null, view))
 }
 
 /// `VIOLET.MEMBERS NS ROOM`: the sockets in the room, sorted.
-pub fn members(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn members(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let room = room(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let mut members = Rooms::new(&mut store, &namespace).members(&room)?;
     members.sort_unstable();
     Ok(RedisValue::Array(
@@ -146,18 +162,18 @@ pub fn members(ctx: &Context, mut args: Args) -> RedisResult {
 }
 
 /// `VIOLET.WHERE NS SOCKET`: the socket's room, or nil.
-pub fn where_is(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn where_is(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let socket = socket(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     Ok(optional(
         Rooms::new(&mut store, &namespace).room_of(&socket)?,
     ))
 }
 
 /// `VIOLET.LEASE NS NODE [TTL-MS]`: `renewed`, `created` or `expired`.
-pub fn lease(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn lease(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let node = node(&args.next_arg()?)?;
     let ttl = match args.next() {
@@ -165,7 +181,7 @@ pub fn lease(ctx: &Context, mut args: Args) -> RedisResult {
         None => reaper::default_lease_ms(),
     };
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let outcome = Rooms::new(&mut store, &namespace).lease(&node, ttl)?;
     if outcome != LeaseOutcome::Expired {
         reaper::watch(ctx, &namespace);
@@ -175,18 +191,18 @@ pub fn lease(ctx: &Context, mut args: Args) -> RedisResult {
 
 /// `VIOLET.RELEASE NS NODE`: how many of the node's sockets left their rooms
 /// now; past the reaper's batch size, the rest leave on its next runs.
-pub fn release(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn release(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let node = node(&args.next_arg()?)?;
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let removed = Rooms::new(&mut store, &namespace).release(&node, reaper::batch())?;
     reaper::watch(ctx, &namespace);
     Ok(count(removed))
 }
 
 /// `VIOLET.CHECK NS [FULL]`: `OK`, or a `CORRUPT` error naming every violation.
-pub fn check(ctx: &Context, mut args: Args) -> RedisResult {
+pub fn check(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let full = match args.next() {
         None => false,
@@ -194,7 +210,7 @@ pub fn check(ctx: &Context, mut args: Args) -> RedisResult {
         Some(_) => return Err(err_invalid("syntax error: VIOLET.CHECK takes FULL").into()),
     };
     args.done()?;
-    let mut store = RedisStore::new(ctx);
+    let mut store = open(ctx, needs, &namespace)?;
     let violations = Rooms::new(&mut store, &namespace).check(full)?;
     if violations.is_empty() {
         Ok(RedisValue::SimpleStringStatic("OK"))

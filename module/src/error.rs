@@ -102,6 +102,29 @@ pub fn err_corrupt(violations: &[String]) -> VioletError {
     VioletError::new(codes::CORRUPT, message)
 }
 
+/// The calling user's ACL does not allow what the command needs.
+pub fn err_noperm(message: impl Into<String>) -> VioletError {
+    VioletError::new("NOPERM", message)
+}
+
+/// The user may not read (or, with `write`, read and write) a key the
+/// command works on.
+pub fn err_noperm_key(key: &str, write: bool) -> VioletError {
+    let access = if write { "read and write" } else { "read" };
+    err_noperm(format!(
+        "this user has no permissions to {access} the key {}",
+        quoted(key)
+    ))
+}
+
+/// The user may not publish on the namespace's events channel.
+pub fn err_noperm_channel(channel: &str) -> VioletError {
+    err_noperm(format!(
+        "this user has no permissions to publish on the channel {}",
+        quoted(channel)
+    ))
+}
+
 /// Redis refused an operation (for example `WRONGTYPE` when a key of the
 /// layout was overwritten by hand). The reply keeps Redis's own error code.
 pub fn err_redis(reply: &str) -> VioletError {
@@ -159,6 +182,11 @@ mod tests {
             "FULL room \"r1\" is full (capacity 2)"
         );
         assert_eq!(err_exists("r").code(), "EXISTS");
+        assert_eq!(
+            err_noperm_key("violet:{a}:sockets", true).to_string(),
+            "NOPERM this user has no permissions to read and write the key \"violet:{a}:sockets\""
+        );
+        assert_eq!(err_noperm_channel("violet:{a}:events").code(), "NOPERM");
     }
 
     #[test]

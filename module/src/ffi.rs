@@ -1,6 +1,7 @@
 //! The only `unsafe` in Violet: the few Redis APIs that the safe bindings lack.
 
 use redis_module::{raw, Context, KeyType, RedisString};
+use std::ffi::CStr;
 use std::os::raw::c_char;
 
 /// Publishes `message` on `channel` (`RedisModule_PublishMessage`). Unlike a
@@ -84,4 +85,452 @@ pub fn select_db(ctx: &Context, db: i32) -> bool {
     // SAFETY: as above; Redis checks the index and answers an error status
     // for one out of range.
     unsafe { raw::RedisModule_SelectDb.map_or(1, |f| f(ctx.ctx, db)) == 0 }
+}
+
+// ---------------------------------------------------------------------------
+// Commands: registration and the entry point Redis calls.
+// ---------------------------------------------------------------------------
+
+/// The signature Redis calls a command with.
+pub type CommandHandler = extern "C" fn(
+    *mut raw::RedisModuleCtx,
+    *mut *mut raw::RedisModuleString,
+    std::os::raw::c_int,
+) -> std::os::raw::c_int;
+
+/// Runs a command: wraps Redis's arguments, calls `run`, sends its reply.
+pub fn run_command(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: std::os::raw::c_int,
+    run: impl FnOnce(&Context, Vec<RedisString>) -> redis_module::RedisResult,
+) -> std::os::raw::c_int {
+    let context = Context::new(ctx);
+    let args = redis_module::decode_args(ctx, argv, argc);
+    let reply = run(&context, args);
+    context.reply(reply) as std::os::raw::c_int
+}
+
+/// A command argument as `COMMAND DOCS` shows it.
+pub struct DocArg {
+    pub name: &'static CStr,
+    pub kind: raw::RedisModuleCommandArgType,
+    pub token: Option<&'static CStr>,
+    pub flags: u32,
+    pub subargs: &'static [DocArg],
+}
+
+/// Everything Redis is told about one command.
+pub struct CommandRegistration<'a> {
+    pub name: &'static CStr,
+    pub handler: CommandHandler,
+    /// `RedisModule_CreateCommand` flags (`write deny-oom fast`, ...).
+    pub flags: &'a CStr,
+    /// ACL categories (`write fast pubsub`, ...), set where the server can.
+    pub acl_categories: &'a CStr,
+    pub arity: i32,
+    pub summary: &'static CStr,
+    pub complexity: &'static CStr,
+    pub since: &'static CStr,
+    /// Key-spec flags of argument 1, the namespace (`REDISMODULE_CMD_KEY_*`).
+    pub namespace_flags: u64,
+    pub namespace_notes: &'static CStr,
+    pub args: &'static [DocArg],
+}
+
+/// What registration could do on this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    /// `RedisModule_SetCommandACLCategories` exists (Redis 7.2+, Valkey).
+    pub acl_categories: bool,
+}
+
+/// The Redis APIs Violet cannot run without; a server that lacks one (older
+/// than Redis 7.0) is refused at load rather than running without ACL checks.
+pub fn missing_apis() -> Vec<&'static str> {
+    // SAFETY: the function pointers are set by `RedisModule_Init` at load,
+    // before this runs, and are only read (copied) afterwards.
+    let present = unsafe {
+        [
+            (
+                "CreateCommand",
+                { raw::RedisModule_CreateCommand }.is_some(),
+            ),
+            ("GetCommand", { raw::RedisModule_GetCommand }.is_some()),
+            (
+                "SetCommandInfo",
+                { raw::RedisModule_SetCommandInfo }.is_some(),
+            ),
+            ("GetClientId", { raw::RedisModule_GetClientId }.is_some()),
+            (
+                "GetClientUserNameById",
+                { raw::RedisModule_GetClientUserNameById }.is_some(),
+            ),
+            (
+                "GetCurrentUserName",
+                { raw::RedisModule_GetCurrentUserName }.is_some(),
+            ),
+            (
+                "GetModuleUserFromUserName",
+                { raw::RedisModule_GetModuleUserFromUserName }.is_some(),
+            ),
+            (
+                "FreeModuleUser",
+                { raw::RedisModule_FreeModuleUser }.is_some(),
+            ),
+            (
+                "ACLCheckKeyPermissions",
+                { raw::RedisModule_ACLCheckKeyPermissions }.is_some(),
+            ),
+            (
+                "ACLCheckChannelPermissions",
+                { raw::RedisModule_ACLCheckChannelPermissions }.is_some(),
+            ),
+            (
+                "ACLAddLogEntry",
+                { raw::RedisModule_ACLAddLogEntry }.is_some(),
+            ),
+            ("FreeString", { raw::RedisModule_FreeString }.is_some()),
+        ]
+    };
+    present
+        .into_iter()
+        .filter(|(_, present)| !present)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Adds an ACL category (`RedisModule_AddACLCategory`, Redis 7.4+ and
+/// Valkey). The bindings predate it, so it is looked up by name; returns
+/// whether the category now exists. Only valid while the module loads.
+pub fn add_acl_category(ctx: &Context, name: &CStr) -> bool {
+    type AddAclCategory =
+        unsafe extern "C" fn(*mut raw::RedisModuleCtx, *const c_char) -> std::os::raw::c_int;
+    // SAFETY: as above, the pointer is set at load and only read afterwards.
+    let Some(get_api) = (unsafe { raw::RedisModule_GetApi }) else {
+        return false;
+    };
+    let mut function: Option<AddAclCategory> = None;
+    // SAFETY: `RedisModule_GetApi` writes one function pointer (or nothing)
+    // into the `Option<fn>`, which has the layout of a nullable pointer.
+    let found = unsafe {
+        get_api(
+            c"RedisModule_AddACLCategory".as_ptr(),
+            (&raw mut function).cast::<std::ffi::c_void>(),
+        )
+    };
+    let Some(add) = function.filter(|_| found == raw::REDISMODULE_OK as i32) else {
+        return false;
+    };
+    // SAFETY: `ctx` is the context `RedisModule_OnLoad` runs with, and `name`
+    // is a NUL-terminated string that Redis copies.
+    unsafe { add(ctx.ctx, name.as_ptr()) == raw::REDISMODULE_OK as i32 }
+}
+
+/// Registers one command with its flags, documentation, key spec and, where
+/// the server supports it, ACL categories.
+pub fn register_command(
+    ctx: &Context,
+    command: &CommandRegistration<'_>,
+) -> Result<Registered, String> {
+    let name = command.name.to_string_lossy();
+    // SAFETY: the pointers were checked by `missing_apis` at load and are only
+    // read afterwards; every string passed is NUL-terminated and lives until
+    // the call returns (Redis copies what it keeps); `handler` is a plain
+    // `extern "C"` function with the signature Redis calls.
+    unsafe {
+        let create = raw::RedisModule_CreateCommand.ok_or("no RedisModule_CreateCommand")?;
+        let created = create(
+            ctx.ctx,
+            command.name.as_ptr(),
+            Some(command.handler),
+            command.flags.as_ptr(),
+            0,
+            0,
+            0,
+        );
+        if created != raw::REDISMODULE_OK as i32 {
+            return Err(format!("RedisModule_CreateCommand refused {name}"));
+        }
+        let get = raw::RedisModule_GetCommand.ok_or("no RedisModule_GetCommand")?;
+        let handle = get(ctx.ctx, command.name.as_ptr());
+        if handle.is_null() {
+            return Err(format!("{name} is missing after its registration"));
+        }
+        let mut key_specs = [namespace_key_spec(command), zeroed_key_spec()];
+        let args = DocArgs::build(command.args);
+        let info = raw::RedisModuleCommandInfo {
+            version: &COMMAND_INFO_VERSION,
+            summary: command.summary.as_ptr(),
+            complexity: command.complexity.as_ptr(),
+            since: command.since.as_ptr(),
+            history: std::ptr::null_mut(),
+            tips: std::ptr::null(),
+            arity: command.arity,
+            key_specs: key_specs.as_mut_ptr(),
+            args: args.root(),
+        };
+        let set_info = raw::RedisModule_SetCommandInfo.ok_or("no RedisModule_SetCommandInfo")?;
+        if set_info(handle, &info) != raw::REDISMODULE_OK as i32 {
+            return Err(format!("RedisModule_SetCommandInfo refused {name}"));
+        }
+        let acl_categories = match raw::RedisModule_SetCommandACLCategories {
+            Some(set_categories) => {
+                if set_categories(handle, command.acl_categories.as_ptr())
+                    != raw::REDISMODULE_OK as i32
+                {
+                    return Err(format!(
+                        "RedisModule_SetCommandACLCategories refused {:?} for {name}",
+                        command.acl_categories
+                    ));
+                }
+                true
+            }
+            None => false,
+        };
+        Ok(Registered { acl_categories })
+    }
+}
+
+static COMMAND_INFO_VERSION: raw::RedisModuleCommandInfoVersion =
+    raw::RedisModuleCommandInfoVersion {
+        version: 1,
+        sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+        sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+        sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+    };
+
+/// Argument 1 as one key, for cluster routing, with the command's flags.
+fn namespace_key_spec(command: &CommandRegistration<'_>) -> raw::RedisModuleCommandKeySpec {
+    raw::RedisModuleCommandKeySpec {
+        notes: command.namespace_notes.as_ptr(),
+        flags: command.namespace_flags,
+        begin_search_type: raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX,
+        bs: raw::RedisModuleCommandKeySpec__bindgen_ty_1 {
+            index: raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 { pos: 1 },
+        },
+        find_keys_type: raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE,
+        fk: raw::RedisModuleCommandKeySpec__bindgen_ty_2 {
+            range: raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
+                lastkey: 0,
+                keystep: 1,
+                limit: 0,
+            },
+        },
+    }
+}
+
+/// The all-zero key spec that ends the list.
+fn zeroed_key_spec() -> raw::RedisModuleCommandKeySpec {
+    // SAFETY: the key spec is plain C data (pointers, integers, unions of
+    // integers) for which all zeros is valid: it is the list terminator.
+    unsafe { std::mem::zeroed() }
+}
+
+/// `COMMAND DOCS` arguments in Redis's layout: NULL-terminated arrays whose
+/// nested arrays are owned here until `RedisModule_SetCommandInfo` has copied
+/// them.
+struct DocArgs {
+    levels: Vec<Vec<raw::RedisModuleCommandArg>>,
+}
+
+impl DocArgs {
+    fn build(args: &[DocArg]) -> Self {
+        let mut levels = Vec::new();
+        Self::level(args, &mut levels);
+        Self { levels }
+    }
+
+    /// Builds one array (children first, so their addresses are final) and
+    /// returns its index in `levels`.
+    fn level(args: &[DocArg], levels: &mut Vec<Vec<raw::RedisModuleCommandArg>>) -> usize {
+        let mut level = Vec::with_capacity(args.len() + 1);
+        for arg in args {
+            let subargs = if arg.subargs.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                let index = Self::level(arg.subargs, levels);
+                levels[index].as_mut_ptr()
+            };
+            level.push(raw::RedisModuleCommandArg {
+                name: arg.name.as_ptr(),
+                type_: arg.kind,
+                key_spec_index: -1,
+                token: arg.token.map_or(std::ptr::null(), CStr::as_ptr),
+                summary: std::ptr::null(),
+                since: std::ptr::null(),
+                flags: arg.flags as i32,
+                deprecated_since: std::ptr::null(),
+                subargs,
+                display_text: std::ptr::null(),
+            });
+        }
+        // SAFETY: an all-zero argument (NULL name) ends the array.
+        level.push(unsafe { std::mem::zeroed() });
+        levels.push(level);
+        levels.len() - 1
+    }
+
+    fn root(&self) -> *mut raw::RedisModuleCommandArg {
+        // The top level is built last. Moving a `Vec` into `levels` moves no
+        // element, so the addresses taken for `subargs` stay valid.
+        self.levels
+            .last()
+            .map_or(std::ptr::null_mut(), |l| l.as_ptr().cast_mut())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ACL: the user a command runs as, and its key and channel permissions.
+// ---------------------------------------------------------------------------
+
+/// Who is running the command now running.
+pub enum Caller {
+    /// A client without an ACL user: the replication link, the AOF loader, or
+    /// another module's `RedisModule_Call` without the `C` flag. Redis lets
+    /// those run anything; so does Violet.
+    Unrestricted,
+    /// A client acting as an ACL user: a connection, or a Lua script or
+    /// function running for one.
+    User(AclUser),
+    /// The client's user could not be found; nothing is allowed.
+    Unknown,
+}
+
+/// An ACL user, released when dropped (`RedisModule_FreeModuleUser`).
+pub struct AclUser(std::ptr::NonNull<raw::RedisModuleUser>);
+
+/// The client id Redis gives the AOF loader (`CLIENT_ID_AOF`).
+const AOF_CLIENT_ID: u64 = u64::MAX;
+
+/// The user of the client running the current command.
+///
+/// A connected client is found by id (`RedisModule_GetClientUserNameById`),
+/// which answers NULL for a client without a user instead of failing. A
+/// client that is not a connection (a Lua script's, another module's) is
+/// not found that way; `RedisModule_GetCurrentUserName` would read its user
+/// without checking for NULL, so for those a `RedisModule_Call` with the `C`
+/// flag first tells whether the client has a user at all.
+pub fn caller(ctx: &Context) -> Caller {
+    // SAFETY: the pointers were checked at load and are only read afterwards;
+    // `ctx.ctx` is the context of the command now running.
+    let id = unsafe { raw::RedisModule_GetClientId.map_or(0, |f| f(ctx.ctx)) };
+    if id == 0 || id == AOF_CLIENT_ID {
+        return Caller::Unrestricted;
+    }
+    // SAFETY: as above; a non-NULL result is a new string owned here.
+    let mut name = unsafe {
+        raw::RedisModule_GetClientUserNameById.map_or(std::ptr::null_mut(), |f| f(ctx.ctx, id))
+    };
+    if name.is_null() {
+        if !client_has_user(ctx) {
+            return Caller::Unrestricted;
+        }
+        // SAFETY: the client has a user (checked just above), which is all
+        // `RedisModule_GetCurrentUserName` needs; the result is owned here.
+        name = unsafe {
+            raw::RedisModule_GetCurrentUserName.map_or(std::ptr::null_mut(), |f| f(ctx.ctx))
+        };
+        if name.is_null() {
+            return Caller::Unknown;
+        }
+    }
+    // SAFETY: `name` is a live string owned here, freed right after the
+    // lookup, which copies nothing from it.
+    let user = unsafe {
+        let user =
+            raw::RedisModule_GetModuleUserFromUserName.map_or(std::ptr::null_mut(), |f| f(name));
+        if let Some(free) = raw::RedisModule_FreeString {
+            free(ctx.ctx, name);
+        }
+        user
+    };
+    std::ptr::NonNull::new(user).map_or(Caller::Unknown, |user| Caller::User(AclUser(user)))
+}
+
+/// Whether the current client has an ACL user. `RedisModule_Call` with the
+/// `C` flag (run as the client's user) fails with "cannot run as user" before
+/// it even looks the command up when there is none; with a user, the unknown
+/// command fails without running anything and without an ACL log entry.
+fn client_has_user(ctx: &Context) -> bool {
+    static AS_USER: std::sync::LazyLock<redis_module::CallOptions> =
+        std::sync::LazyLock::new(|| {
+            redis_module::CallOptionsBuilder::new()
+                .verify_acl()
+                .errors_as_replies()
+                .build()
+        });
+    let reply: redis_module::CallResult<'static> =
+        ctx.call_ext("VIOLET.NO-SUCH-COMMAND", &AS_USER, &[] as &[&str]);
+    match reply {
+        Err(error) => !error.to_string().contains("cannot run as user"),
+        Ok(_) => true,
+    }
+}
+
+/// `REDISMODULE_CMD_KEY_ACCESS`: the user may read the key.
+pub const KEY_READ: i32 = raw::REDISMODULE_CMD_KEY_ACCESS as i32;
+/// `REDISMODULE_CMD_KEY_ACCESS | REDISMODULE_CMD_KEY_UPDATE`: read and write.
+pub const KEY_READ_WRITE: i32 =
+    (raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE) as i32;
+
+impl AclUser {
+    /// `RedisModule_ACLCheckKeyPermissions` with `KEY_READ` or `KEY_READ_WRITE`.
+    pub fn may_access_key(&self, key: &RedisString, access: i32) -> bool {
+        // SAFETY: the user is live while `self` is; `key` is a live string.
+        unsafe {
+            raw::RedisModule_ACLCheckKeyPermissions.is_some_and(|f| {
+                f(self.0.as_ptr(), key.inner, access) == raw::REDISMODULE_OK as i32
+            })
+        }
+    }
+
+    /// `RedisModule_ACLCheckChannelPermissions` for publishing on `channel`.
+    pub fn may_publish(&self, channel: &RedisString) -> bool {
+        // SAFETY: as above. Since Redis 7.0 the last argument is a set of
+        // `REDISMODULE_CMD_CHANNEL_*` flags.
+        unsafe {
+            raw::RedisModule_ACLCheckChannelPermissions.is_some_and(|f| {
+                f(
+                    self.0.as_ptr(),
+                    channel.inner,
+                    raw::REDISMODULE_CMD_CHANNEL_PUBLISH as i32,
+                ) == raw::REDISMODULE_OK as i32
+            })
+        }
+    }
+
+    /// Records a refusal in `ACL LOG`, as Redis does for its own commands.
+    pub fn log_denied(&self, ctx: &Context, object: &RedisString, channel: bool) {
+        let reason = if channel {
+            raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_CHANNEL
+        } else {
+            raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_KEY
+        };
+        // SAFETY: the context, the user and the string are all live; Redis
+        // copies the object.
+        unsafe {
+            if let Some(log) = raw::RedisModule_ACLAddLogEntry {
+                log(ctx.ctx, self.0.as_ptr(), object.inner, reason);
+            }
+        }
+    }
+}
+
+impl Drop for AclUser {
+    fn drop(&mut self) {
+        // SAFETY: the user came from `RedisModule_GetModuleUserFromUserName`
+        // and is freed once, here.
+        unsafe {
+            if let Some(free) = raw::RedisModule_FreeModuleUser {
+                free(self.0.as_ptr());
+            }
+        }
+    }
+}
+
+/// A Redis string of `bytes`, without the intermediate `CString` that
+/// `Context::create_string` makes.
+pub fn redis_string(ctx: &Context, bytes: &[u8]) -> RedisString {
+    RedisString::create_from_slice(ctx.ctx, bytes)
 }

@@ -8,8 +8,12 @@
 //!
 //! ## Layout of the crate
 //!
+//! - [`registry`]: the command table: flags, ACL categories, key specs and
+//!   `COMMAND DOCS` of every command, in one entry per command.
 //! - [`commands`]: the command layer. Parses arguments, calls the rules, shapes
 //!   the reply; nothing else.
+//! - [`acl`]: the caller's ACL, checked on the keys and channel each command
+//!   really touches.
 //! - [`rooms`]: the room rules, plain Rust over the [`store::Store`] trait.
 //!   [`leases`] adds node leases and reaping to them; [`check`] verifies the
 //!   invariants they keep.
@@ -22,6 +26,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod acl;
 pub mod check;
 pub mod commands;
 pub mod details;
@@ -32,6 +37,7 @@ pub mod ids;
 pub mod leases;
 pub mod reaper;
 pub mod redis_store;
+pub mod registry;
 pub mod rooms;
 pub mod store;
 
@@ -54,33 +60,27 @@ const ALLOCATOR: Allocator = redis_module::alloc::RedisAlloc;
 #[cfg(test)]
 const ALLOCATOR: Allocator = std::alloc::System;
 
-/// Registers a command handler behind [`commands::guarded`].
-macro_rules! guarded {
-    ($command:path) => {
-        |ctx: &redis_module::Context, args: Vec<redis_module::RedisString>| {
-            commands::guarded(ctx, args, $command)
-        }
-    };
-}
-
 /// `INFO violet`: what the reaper has done.
 fn info(ctx: &redis_module::InfoContext, _for_crash_report: bool) {
     reaper::info(ctx);
 }
 
-/// Starts the reaper once the module is loaded.
-fn init(ctx: &redis_module::Context, _args: &[redis_module::RedisString]) -> redis_module::Status {
-    reaper::start(ctx);
-    redis_module::Status::Ok
-}
-
-// Every command declares NS (argument 1) as its one key: all keys of a
-// namespace share the hash tag {NS}, whose slot is the slot of NS itself, so
-// cluster clients route each command to the node that owns the namespace.
+// The commands are registered by `registry::register` (see its table), not
+// through the macro's own list: the macro cannot pass key specs, ACL
+// categories or `COMMAND DOCS`. The configs are the macro's.
 mod registration {
-    use super::{commands, info, init, reaper, Allocator, ALLOCATOR};
+    use super::{info, reaper, registry, Allocator, ALLOCATOR};
     use redis_module::configuration::ConfigurationFlags;
-    use redis_module::{redis_module, InfoContext, RedisResult};
+    use redis_module::{redis_module, Context, InfoContext, RedisResult, RedisString, Status};
+
+    /// Registers the commands, then starts the reaper.
+    fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+        if registry::register(ctx) == Status::Err {
+            return Status::Err;
+        }
+        reaper::start(ctx);
+        Status::Ok
+    }
 
     redis_module! {
         name: "violet",
@@ -89,20 +89,7 @@ mod registration {
         data_types: [],
         init: init,
         info: info,
-        commands: [
-            ["VIOLET.CREATE", guarded!(commands::create), "write deny-oom fast", 1, 1, 1],
-            ["VIOLET.JOIN", guarded!(commands::join), "write deny-oom fast", 1, 1, 1],
-            ["VIOLET.LEAVE", guarded!(commands::leave), "write fast", 1, 1, 1],
-            ["VIOLET.UPDATE", guarded!(commands::update), "write deny-oom fast", 1, 1, 1],
-            ["VIOLET.SAY", guarded!(commands::say), "readonly pubsub fast", 1, 1, 1],
-            ["VIOLET.TOP", guarded!(commands::top), "readonly", 1, 1, 1],
-            ["VIOLET.ROOM", guarded!(commands::room_info), "readonly fast", 1, 1, 1],
-            ["VIOLET.MEMBERS", guarded!(commands::members), "readonly", 1, 1, 1],
-            ["VIOLET.WHERE", guarded!(commands::where_is), "readonly fast", 1, 1, 1],
-            ["VIOLET.CHECK", guarded!(commands::check), "readonly", 1, 1, 1],
-            ["VIOLET.LEASE", guarded!(commands::lease), "write deny-oom fast", 1, 1, 1],
-            ["VIOLET.RELEASE", guarded!(commands::release), "write", 1, 1, 1],
-        ],
+        commands: [],
         // `CONFIG SET violet.lease-ms 5000` at run time, or at load time
         // `--loadmodule libviolet.so lease-ms 5000`.
         configurations: [

@@ -20,6 +20,7 @@
 //! with the old primary is still reaped. A namespace with no node index left
 //! drops off the list.
 
+use crate::acl::{Access, Permissions};
 use crate::commands::guarded_timer;
 use crate::ffi;
 use crate::ids::Namespace;
@@ -185,7 +186,7 @@ impl Reaper {
         if !ffi::select_db(ctx, 0) {
             return;
         }
-        let store = RedisStore::new(ctx);
+        let store = RedisStore::new(ctx, Permissions::unrestricted(Access::Write));
         match store.scan(cursor, DISCOVERY_PATTERN, DISCOVERY_COUNT) {
             Ok((next, keys)) => {
                 for key in keys {
@@ -263,7 +264,7 @@ impl Reaper {
         reaped: &mut u64,
         started: Instant,
     ) -> crate::error::Result<bool> {
-        let mut store = RedisStore::new(ctx);
+        let mut store = RedisStore::new(ctx, Permissions::unrestricted(Access::Write));
         let mut rooms = Rooms::new(&mut store, namespace);
         if !rooms.has_nodes()? {
             return Ok(false);

@@ -8,11 +8,19 @@
 //! itself: a room created with `*` replicates with its concrete id, and an AOF
 //! loads even where the module is not. Events are published without being
 //! replicated.
+//!
+//! Every read first checks the key against the calling user's ACL
+//! ([`Permissions`]), with the access the command needs; writes are not
+//! checked again, because the rules read every key they write before their
+//! first write.
 
+use crate::acl::Permissions;
 use crate::error::{err_redis, err_wrong_type, Result};
 use crate::ffi;
 use crate::store::Store;
-use redis_module::{CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, KeyType};
+use redis_module::{
+    CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, KeyType, RedisString,
+};
 use std::sync::LazyLock;
 
 /// How many keys one `SCAN` step asks for in `keys_with_prefix`.
@@ -30,14 +38,29 @@ static WRITE: LazyLock<CallOptions> = LazyLock::new(|| {
         .build()
 });
 
-/// Redis, as seen from a command running inside it.
+/// Redis, as seen from a command running inside it for the calling user.
 pub struct RedisStore<'c> {
     ctx: &'c Context,
+    permissions: Permissions,
 }
 
 impl<'c> RedisStore<'c> {
-    pub fn new(ctx: &'c Context) -> Self {
-        Self { ctx }
+    pub fn new(ctx: &'c Context, permissions: Permissions) -> Self {
+        Self { ctx, permissions }
+    }
+
+    /// The key as a Redis string, once the user may access it.
+    fn readable(&self, key: &str) -> Result<RedisString> {
+        let string = ffi::redis_string(self.ctx, key.as_bytes());
+        if self.permissions.restricted() {
+            self.permissions.key(self.ctx, &string, key)?;
+        }
+        Ok(string)
+    }
+
+    /// Checks a key read through a command call.
+    fn permit(&self, key: &str) -> Result<()> {
+        self.permissions.key_named(self.ctx, key)
     }
 
     fn call<T>(
@@ -84,7 +107,7 @@ impl<'c> RedisStore<'c> {
 
     /// The number of elements of `key`, which must be of type `kind` or missing.
     fn length(&self, key: &str, kind: KeyType) -> Result<u64> {
-        match ffi::key_shape(self.ctx, &self.ctx.create_string(key)) {
+        match ffi::key_shape(self.ctx, &self.readable(key)?) {
             (KeyType::Empty, _) => Ok(0),
             (found, length) if found == kind => Ok(length),
             _ => Err(err_wrong_type()),
@@ -163,16 +186,18 @@ impl Store for RedisStore<'_> {
     }
 
     fn sismember(&mut self, key: &str, member: &str) -> Result<bool> {
+        self.permit(key)?;
         self.read("SISMEMBER", &[key, member], integer)
             .map(|n| n == 1)
     }
 
     fn smembers(&mut self, key: &str) -> Result<Vec<String>> {
+        self.permit(key)?;
         self.read("SMEMBERS", &[key], texts)
     }
 
     fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>> {
-        let key = self.ctx.open_key(&self.ctx.create_string(key));
+        let key = self.ctx.open_key(&self.readable(key)?);
         match key.key_type() {
             KeyType::Empty => Ok(None),
             KeyType::Hash => key
@@ -184,6 +209,7 @@ impl Store for RedisStore<'_> {
     }
 
     fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>> {
+        self.permit(key)?;
         self.read("HGETALL", &[key], pairs)
     }
 
@@ -211,6 +237,7 @@ impl Store for RedisStore<'_> {
         cursor: u64,
         count: u64,
     ) -> Result<(u64, Vec<(String, String)>)> {
+        self.permit(key)?;
         let (cursor, count) = (cursor.to_string(), count.to_string());
         let (next, flat) = self.read("HSCAN", &[key, &cursor, "COUNT", &count], scan_step)?;
         Ok((parse_cursor(&next)?, into_pairs(flat)))
@@ -226,6 +253,7 @@ impl Store for RedisStore<'_> {
     }
 
     fn zrange_up_to(&mut self, key: &str, max: f64, count: u64) -> Result<Vec<(String, f64)>> {
+        self.permit(key)?;
         // A negative count is Redis's "no limit".
         let count = i64::try_from(count).map_or_else(|_| "-1".to_owned(), |n| n.to_string());
         let max = max.to_string();
@@ -249,6 +277,7 @@ impl Store for RedisStore<'_> {
     }
 
     fn zscore(&mut self, key: &str, member: &str) -> Result<Option<f64>> {
+        self.permit(key)?;
         self.read("ZSCORE", &[key, member], optional_text)?
             .map(|s| score(&s))
             .transpose()
@@ -258,6 +287,7 @@ impl Store for RedisStore<'_> {
         // Redis takes signed indexes; anything past i64::MAX is past the end anyway.
         let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX).to_string();
         let (start, stop) = (clamp(start), clamp(stop));
+        self.permit(key)?;
         self.read("ZREVRANGE", &[key, &start, &stop, "WITHSCORES"], pairs)?
             .into_iter()
             .map(|(member, s)| Ok((member, score(&s)?)))
@@ -269,7 +299,7 @@ impl Store for RedisStore<'_> {
     }
 
     fn exists(&mut self, key: &str) -> Result<bool> {
-        let (kind, _) = ffi::key_shape(self.ctx, &self.ctx.create_string(key));
+        let (kind, _) = ffi::key_shape(self.ctx, &self.readable(key)?);
         Ok(kind != KeyType::Empty)
     }
 

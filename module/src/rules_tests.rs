@@ -394,3 +394,211 @@ fn namespaces_do_not_share_rooms() {
         .unwrap()
         .is_empty());
 }
+
+/// Wraps a store for one operation: records every key read, and fails the
+/// test when a key is written before it was read. Violet's ACL checks run on
+/// reads (see `crate::acl`), so this is what makes them cover every write.
+struct ReadsBeforeWrites<'s> {
+    inner: &'s mut MemoryStore,
+    read: std::collections::BTreeSet<String>,
+}
+
+impl ReadsBeforeWrites<'_> {
+    fn saw(&mut self, key: &str) {
+        self.read.insert(key.to_owned());
+    }
+
+    fn writes(&self, key: &str) {
+        assert!(
+            self.read.contains(key),
+            "{key} written before it was read; read so far: {:?}",
+            self.read
+        );
+    }
+}
+
+impl Store for ReadsBeforeWrites<'_> {
+    fn sadd(&mut self, key: &str, member: &str) -> crate::error::Result<bool> {
+        self.writes(key);
+        self.inner.sadd(key, member)
+    }
+    fn srem(&mut self, key: &str, member: &str) -> crate::error::Result<bool> {
+        self.writes(key);
+        self.inner.srem(key, member)
+    }
+    fn scard(&mut self, key: &str) -> crate::error::Result<u64> {
+        self.saw(key);
+        self.inner.scard(key)
+    }
+    fn sismember(&mut self, key: &str, member: &str) -> crate::error::Result<bool> {
+        self.saw(key);
+        self.inner.sismember(key, member)
+    }
+    fn smembers(&mut self, key: &str) -> crate::error::Result<Vec<String>> {
+        self.saw(key);
+        self.inner.smembers(key)
+    }
+    fn hget(&mut self, key: &str, field: &str) -> crate::error::Result<Option<String>> {
+        self.saw(key);
+        self.inner.hget(key, field)
+    }
+    fn hgetall(&mut self, key: &str) -> crate::error::Result<Vec<(String, String)>> {
+        self.saw(key);
+        self.inner.hgetall(key)
+    }
+    fn hset(&mut self, key: &str, fields: &[(&str, &str)]) -> crate::error::Result<()> {
+        self.writes(key);
+        self.inner.hset(key, fields)
+    }
+    fn hdel(&mut self, key: &str, field: &str) -> crate::error::Result<()> {
+        self.writes(key);
+        self.inner.hdel(key, field)
+    }
+    fn hlen(&mut self, key: &str) -> crate::error::Result<u64> {
+        self.saw(key);
+        self.inner.hlen(key)
+    }
+    fn hscan(
+        &mut self,
+        key: &str,
+        cursor: u64,
+        count: u64,
+    ) -> crate::error::Result<(u64, Vec<(String, String)>)> {
+        self.saw(key);
+        self.inner.hscan(key, cursor, count)
+    }
+    fn zadd(&mut self, key: &str, score: u64, member: &str) -> crate::error::Result<()> {
+        self.writes(key);
+        self.inner.zadd(key, score, member)
+    }
+    fn zadd_new(&mut self, key: &str, score: f64, member: &str) -> crate::error::Result<()> {
+        self.writes(key);
+        self.inner.zadd_new(key, score, member)
+    }
+    fn zrange_up_to(
+        &mut self,
+        key: &str,
+        max: f64,
+        count: u64,
+    ) -> crate::error::Result<Vec<(String, f64)>> {
+        self.saw(key);
+        self.inner.zrange_up_to(key, max, count)
+    }
+    fn zrem(&mut self, key: &str, member: &str) -> crate::error::Result<()> {
+        self.writes(key);
+        self.inner.zrem(key, member)
+    }
+    fn zscore(&mut self, key: &str, member: &str) -> crate::error::Result<Option<f64>> {
+        self.saw(key);
+        self.inner.zscore(key, member)
+    }
+    fn zrevrange(
+        &mut self,
+        key: &str,
+        start: u64,
+        stop: u64,
+    ) -> crate::error::Result<Vec<(String, f64)>> {
+        self.saw(key);
+        self.inner.zrevrange(key, start, stop)
+    }
+    fn zcard(&mut self, key: &str) -> crate::error::Result<u64> {
+        self.saw(key);
+        self.inner.zcard(key)
+    }
+    fn exists(&mut self, key: &str) -> crate::error::Result<bool> {
+        self.saw(key);
+        self.inner.exists(key)
+    }
+    fn del(&mut self, keys: &[&str]) -> crate::error::Result<()> {
+        keys.iter().for_each(|key| self.writes(key));
+        self.inner.del(keys)
+    }
+    fn keys_with_prefix(&mut self, prefix: &str) -> crate::error::Result<Vec<String>> {
+        self.inner.keys_with_prefix(prefix)
+    }
+    fn publish(&mut self, channel: &str, message: &str) {
+        self.inner.publish(channel, message);
+    }
+    fn random_id(&mut self) -> String {
+        self.inner.random_id()
+    }
+    fn now_ms(&mut self) -> u64 {
+        self.inner.now_ms()
+    }
+}
+
+/// Runs one operation on a store that fails on any write before a read.
+fn audited<T>(
+    store: &mut MemoryStore,
+    op: impl FnOnce(&mut Rooms<'_, ReadsBeforeWrites<'_>>) -> T,
+) -> T {
+    let mut audit = ReadsBeforeWrites {
+        inner: store,
+        read: Default::default(),
+    };
+    op(&mut Rooms::new(&mut audit, &ns()))
+}
+
+#[test]
+fn every_operation_reads_each_key_before_writing_it() {
+    let mut store = MemoryStore::default();
+    let s = |id: &str| sock(id);
+    let private = || details(&[("visibility", "private")]);
+    let capped = || details(&[("capacity", "2")]);
+    audited(&mut store, |r| r.create(&s("s1"), named("pub"), capped())).unwrap();
+    audited(&mut store, |r| r.create(&s("s2"), named("priv"), private())).unwrap();
+    audited(&mut store, |r| {
+        r.create(&s("s3"), NewRoom::Fresh, Details::default())
+    })
+    .unwrap();
+    // Moves between public and private rooms, a full room, a no-op join.
+    audited(&mut store, |r| r.join(&s("s4"), &room("pub"))).unwrap();
+    audited(&mut store, |r| r.join(&s("s5"), &room("pub"))).unwrap_err();
+    audited(&mut store, |r| r.join(&s("s4"), &room("pub"))).unwrap();
+    audited(&mut store, |r| r.join(&s("s4"), &room("priv"))).unwrap();
+    audited(&mut store, |r| r.join(&s("s1"), &room("priv"))).unwrap();
+    // `s3` leaves its fresh room, destroying it; `s2` creates from a shared room.
+    audited(&mut store, |r| r.leave(&s("s3"))).unwrap();
+    audited(&mut store, |r| r.leave(&s("nobody"))).unwrap();
+    audited(&mut store, |r| {
+        r.create(&s("s2"), named("solo"), Details::default())
+    })
+    .unwrap();
+    // Visibility both ways, and a change that keeps it.
+    audited(&mut store, |r| {
+        r.update(&room("priv"), &details(&[("visibility", "public")]))
+    })
+    .unwrap();
+    audited(&mut store, |r| {
+        r.update(&room("priv"), &details(&[("title", "x")]))
+    })
+    .unwrap();
+    audited(&mut store, |r| r.update(&room("priv"), &private())).unwrap();
+    audited(&mut store, |r| r.say(&s("s1"), "hi")).unwrap();
+    // Destroying rooms: the last members leave.
+    for socket in ["s1", "s2", "s4"] {
+        audited(&mut store, |r| r.leave(&s(socket))).unwrap();
+    }
+    assert!(store.dump().is_empty(), "{:?}", store.dump());
+    // Leases: taken, renewed, a node's sockets, expiry and reaping, release.
+    let n = |id: &str| crate::ids::NodeId::parse(id).unwrap();
+    audited(&mut store, |r| r.lease(&n("n"), 100)).unwrap();
+    audited(&mut store, |r| r.lease(&n("n"), 100)).unwrap();
+    audited(&mut store, |r| {
+        r.create(&s("n:1"), named("a"), Details::default())
+    })
+    .unwrap();
+    audited(&mut store, |r| r.join(&s("n:2"), &room("a"))).unwrap();
+    audited(&mut store, |r| {
+        r.create(&s("m:1"), named("b"), Details::default())
+    })
+    .unwrap();
+    store.now_ms = 1_000;
+    audited(&mut store, |r| r.lease(&n("n"), 100)).unwrap();
+    let expired = audited(&mut store, |r| r.expired_nodes(8)).unwrap();
+    assert_eq!(expired.len(), 1);
+    audited(&mut store, |r| r.reap_node("n", expired[0].1, 0, 1)).unwrap();
+    audited(&mut store, |r| r.reap_node("n", expired[0].1, 0, 10)).unwrap();
+    audited(&mut store, |r| r.release(&n("m"), 10)).unwrap();
+    assert!(store.dump().is_empty(), "{:?}", store.dump());
+}

@@ -65,6 +65,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The server binary: `redis-server`, or `VIOLET_REDIS_SERVER` when set (to run
+/// the tests against another Redis or a Valkey build).
+pub fn server_binary() -> std::ffi::OsString {
+    std::env::var_os("VIOLET_REDIS_SERVER").unwrap_or_else(|| "redis-server".into())
+}
+
 /// A `redis-server` with the Violet module, on loopback, in a temporary folder.
 pub struct RedisServer {
     child: Option<Child>,
@@ -177,7 +183,7 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let port = self.port.to_string();
-        let mut command = Command::new("redis-server");
+        let mut command = Command::new(server_binary());
         command
             .args(["--port", &port, "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
