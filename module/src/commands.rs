@@ -36,11 +36,14 @@ pub fn dispatch(command: &Command, ctx: &Context, args: Vec<RedisString>) -> Red
     })
 }
 
-/// Runs timer work, catching a panic as [`dispatch`] does for commands.
-pub fn guarded_timer(ctx: &Context, work: fn(&Context)) {
-    if catch_unwind(AssertUnwindSafe(|| work(ctx))).is_err() {
+/// Runs timer work, catching a panic as [`dispatch`] does for commands:
+/// `None` when it panicked.
+pub fn guarded_timer<T>(ctx: &Context, work: fn(&Context) -> T) -> Option<T> {
+    let done = catch_unwind(AssertUnwindSafe(|| work(ctx))).ok();
+    if done.is_none() {
         ctx.log_warning("Violet: the reaper panicked; it runs again at its next interval");
     }
+    done
 }
 
 /// The store for a command on `namespace`, acting for the calling user: a

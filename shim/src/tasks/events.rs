@@ -63,8 +63,10 @@ async fn listen(
     // its data): what the connections believe is checked against Redis
     // before any new event is applied; they wait in the subscription.
     if let Err(error) = reconciler.run().await {
-        warn!(%error, "could not reconcile after subscribing; retrying");
-        return;
+        // Events flow on regardless: the lease task reconciles again when
+        // it learns of a loss, and a shim user without HSCAN is refused here
+        // for good (see README, ACL).
+        warn!(%error, "could not reconcile after subscribing");
     }
     hub.top_changed.notify_one();
     let mut messages = pubsub.on_message();
