@@ -537,3 +537,23 @@ fn commands_work_inside_multi_exec() {
     assert_eq!(created, "r1");
     assert_eq!(joined, (None, 2));
 }
+
+#[test]
+fn check_reads_the_namespace_not_the_keyspace() {
+    let mut fx = fixture();
+    let _: String = ok(&mut fx.con, &["VIOLET.CREATE", NS, "a", "r1"]);
+    // Unrelated keys: CHECK must not walk them (it used to SCAN them all).
+    let mut pipe = redis::pipe();
+    for i in 0..5_000 {
+        pipe.cmd("SET").arg(format!("other:{i}")).arg("x").ignore();
+    }
+    let () = pipe.query(&mut fx.con).unwrap();
+    let _: () = ok(&mut fx.con, &["CONFIG", "RESETSTAT"]);
+    fx.check();
+    let stats: String = ok(&mut fx.con, &["INFO", "commandstats"]);
+    assert!(!stats.contains("cmdstat_scan"), "CHECK scanned: {stats}");
+    let full: String = ok(&mut fx.con, &["VIOLET.CHECK", NS, "FULL"]);
+    assert_eq!(full, "OK");
+    let stats: String = ok(&mut fx.con, &["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_scan"), "FULL walks the keyspace: {stats}");
+}
