@@ -555,5 +555,8 @@ fn check_reads_the_namespace_not_the_keyspace() {
     let full: String = ok(&mut fx.con, &["VIOLET.CHECK", NS, "FULL"]);
     assert_eq!(full, "OK");
     let stats: String = ok(&mut fx.con, &["INFO", "commandstats"]);
-    assert!(stats.contains("cmdstat_scan"), "FULL walks the keyspace: {stats}");
+    assert!(
+        stats.contains("cmdstat_scan"),
+        "FULL walks the keyspace: {stats}"
+    );
 }

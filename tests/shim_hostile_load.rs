@@ -195,14 +195,19 @@ async fn hostile_clients_do_not_hurt_ordinary_ones() {
     let value = "v".repeat(4000);
     for i in 0..BIG_ROOMS {
         let mut create = redis::cmd("VIOLET.CREATE");
-        create.arg(NS).arg(format!("seed:{i}")).arg(format!("big{i}"));
+        create
+            .arg(NS)
+            .arg(format!("seed:{i}"))
+            .arg(format!("big{i}"));
         for f in 0..30 {
             create.arg(format!("field{f}")).arg(&value);
         }
         let _: String = create.query_async(&mut con).await.expect("a big room");
     }
     // The ordinary users' rooms.
-    let rooms: Vec<String> = (0..NORMAL / ROOM_SIZE).map(|i| format!("chat{i}")).collect();
+    let rooms: Vec<String> = (0..NORMAL / ROOM_SIZE)
+        .map(|i| format!("chat{i}"))
+        .collect();
     for (i, room) in rooms.iter().enumerate() {
         let _: String = redis::cmd("VIOLET.CREATE")
             .arg(NS)
@@ -229,7 +234,12 @@ async fn hostile_clients_do_not_hurt_ordinary_ones() {
     let mut users = Vec::new();
     for i in 0..NORMAL {
         let room = rooms[i % rooms.len()].clone();
-        users.push(tokio::spawn(ordinary(url.clone(), room, seen.clone(), until)));
+        users.push(tokio::spawn(ordinary(
+            url.clone(),
+            room,
+            seen.clone(),
+            until,
+        )));
     }
     let mut hostile = Vec::new();
     for i in 0..HOSTILE_EACH {
@@ -267,8 +277,16 @@ async fn hostile_clients_do_not_hurt_ordinary_ones() {
         peak_rss / 1024
     );
 
-    assert_eq!(seen.cut_off.load(Ordering::Relaxed), 0, "ordinary users were cut off");
-    assert_eq!(seen.errors.load(Ordering::Relaxed), 0, "ordinary users got errors");
+    assert_eq!(
+        seen.cut_off.load(Ordering::Relaxed),
+        0,
+        "ordinary users were cut off"
+    );
+    assert_eq!(
+        seen.errors.load(Ordering::Relaxed),
+        0,
+        "ordinary users got errors"
+    );
     // Each user sent about RUN / PACE messages and got a reply to each one.
     let expected = (NORMAL as u64) * (RUN.as_millis() / PACE.as_millis()) as u64 / 2;
     assert!(

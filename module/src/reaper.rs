@@ -228,81 +228,79 @@ impl Reaper {
     /// reaping until the batch or the time budget is spent; returns how many
     /// sockets it reaped.
     fn reap(&mut self, ctx: &Context, started: Instant) -> u64 {
-        let order: Vec<(i32, String)> = match &self.next {
-            Some(start) => self
-                .namespaces
-                .range(start.clone()..)
-                .chain(self.namespaces.range(..start.clone()))
-                .cloned()
-                .collect(),
-            None => self.namespaces.iter().cloned().collect(),
-        };
+        let start = self.next.take().unwrap_or_default();
         let mut reaped = 0;
-        self.next = None;
-        for entry in order {
+        let mut dropped = Vec::new();
+        let in_turn = self
+            .namespaces
+            .range(start.clone()..)
+            .chain(self.namespaces.range(..start));
+        for entry in in_turn {
             if reaped >= batch() || started.elapsed() >= RUN_BUDGET {
-                self.next = Some(entry);
-                return reaped;
+                self.next = Some(entry.clone());
+                break;
             }
-            let (db, name) = &entry;
-            let Ok(namespace) = Namespace::parse(name) else {
-                self.namespaces.remove(&entry);
-                continue;
+            let (db, name) = entry;
+            let keep = match Namespace::parse(name) {
+                Ok(namespace) if ffi::select_db(ctx, *db) => {
+                    let work = (*db, &namespace, started);
+                    match reap_namespace(ctx, work, &mut self.cursors, &mut reaped) {
+                        Ok(keep) => keep,
+                        Err(error) => {
+                            // A key of the layout overwritten by hand: say so
+                            // once and leave the namespace until a lease
+                            // command brings it back.
+                            ctx.log_warning(&format!(
+                                "Violet reaper: namespace {name:?} in db {db} left aside: {error}"
+                            ));
+                            false
+                        }
+                    }
+                }
+                _ => false,
             };
-            if !ffi::select_db(ctx, *db) {
-                self.namespaces.remove(&entry);
-                continue;
+            if !keep {
+                dropped.push(entry.clone());
             }
-            match self.reap_namespace(ctx, *db, &namespace, &mut reaped, started) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.namespaces.remove(&entry);
-                }
-                Err(error) => {
-                    // A key of the layout overwritten by hand: say so once and
-                    // leave the namespace until a lease command brings it back.
-                    ctx.log_warning(&format!(
-                        "Violet reaper: namespace {name:?} in db {db} left aside: {error}"
-                    ));
-                    self.namespaces.remove(&entry);
-                }
-            }
+        }
+        for entry in dropped {
+            self.namespaces.remove(&entry);
         }
         reaped
     }
+}
 
-    /// Reaps the expired nodes of one namespace, counting into `reaped`;
-    /// whether it still has a node index (and so stays on the list).
-    fn reap_namespace(
-        &mut self,
-        ctx: &Context,
-        db: i32,
-        namespace: &Namespace,
-        reaped: &mut u64,
-        started: Instant,
-    ) -> crate::error::Result<bool> {
-        let mut store = RedisStore::new(ctx, Permissions::unrestricted(Access::Write));
-        let mut rooms = Rooms::new(&mut store, namespace);
-        if !rooms.has_nodes()? {
-            return Ok(false);
-        }
-        for (node, reason) in rooms.expired_nodes(NODES_PER_LOOKUP)? {
-            let key = (db, namespace.to_string(), node);
-            let mut cursor = self.cursors.remove(&key).unwrap_or(0);
-            loop {
-                let left = batch().saturating_sub(*reaped);
-                if left == 0 || started.elapsed() >= RUN_BUDGET {
-                    self.cursors.insert(key, cursor);
-                    return Ok(true);
-                }
-                let step = rooms.reap_node(&key.2, reason, cursor, STEP.min(left))?;
-                *reaped += step.reaped;
-                if step.done {
-                    break;
-                }
-                cursor = step.cursor;
-            }
-        }
-        Ok(true)
+/// Reaps the expired nodes of one namespace (`work`: its database, name and
+/// when the run started), counting into `reaped` and keeping each node's
+/// place in `cursors`; whether the namespace still has a node index (and so
+/// stays on the list).
+fn reap_namespace(
+    ctx: &Context,
+    (db, namespace, started): (i32, &Namespace, Instant),
+    cursors: &mut HashMap<(i32, String, String), u64>,
+    reaped: &mut u64,
+) -> crate::error::Result<bool> {
+    let mut store = RedisStore::new(ctx, Permissions::unrestricted(Access::Write));
+    let mut rooms = Rooms::new(&mut store, namespace);
+    if !rooms.has_nodes()? {
+        return Ok(false);
     }
+    for (node, reason) in rooms.expired_nodes(NODES_PER_LOOKUP)? {
+        let key = (db, namespace.to_string(), node);
+        let mut cursor = cursors.remove(&key).unwrap_or(0);
+        loop {
+            let left = batch().saturating_sub(*reaped);
+            if left == 0 || started.elapsed() >= RUN_BUDGET {
+                cursors.insert(key, cursor);
+                return Ok(true);
+            }
+            let step = rooms.reap_node(&key.2, reason, cursor, STEP.min(left))?;
+            *reaped += step.reaped;
+            if step.done {
+                break;
+            }
+            cursor = step.cursor;
+        }
+    }
+    Ok(true)
 }
