@@ -26,6 +26,8 @@ fn every_command(ns: &str) -> Vec<Vec<String>> {
         "VIOLET.UPDATE {ns} r1 title y",
         "VIOLET.SAY {ns} s1 hello",
         "VIOLET.LEAVE {ns} s2",
+        "VIOLET.LEASE {ns} n9 60000",
+        "VIOLET.RELEASE {ns} s9",
         "VIOLET.TOP {ns}",
         "VIOLET.ROOM {ns} r1",
         "VIOLET.MEMBERS {ns} r1",
@@ -42,11 +44,23 @@ fn every_command(ns: &str) -> Vec<Vec<String>> {
     .collect()
 }
 
-const WRITES: [&str; 4] = [
+/// The commands that change the namespace and publish (`VIOLET.LEASE`
+/// changes it and publishes nothing).
+const WRITES: [&str; 5] = [
     "VIOLET.CREATE",
     "VIOLET.JOIN",
     "VIOLET.LEAVE",
     "VIOLET.UPDATE",
+    "VIOLET.RELEASE",
+];
+/// Every command that changes the namespace.
+const CHANGES: [&str; 6] = [
+    "VIOLET.CREATE",
+    "VIOLET.JOIN",
+    "VIOLET.LEAVE",
+    "VIOLET.UPDATE",
+    "VIOLET.RELEASE",
+    "VIOLET.LEASE",
 ];
 const QUERIES: [&str; 5] = [
     "VIOLET.TOP",
@@ -58,7 +72,8 @@ const QUERIES: [&str; 5] = [
 
 /// Every command by name, for users on servers without module ACL categories.
 const ALL_COMMANDS: &str = "+violet.create +violet.join +violet.leave +violet.update +violet.say \
-                            +violet.top +violet.room +violet.members +violet.where +violet.check";
+                            +violet.top +violet.room +violet.members +violet.where +violet.check \
+                            +violet.lease +violet.release";
 
 struct Fixture {
     server: RedisServer,
@@ -214,7 +229,7 @@ fn the_namespace_routes_like_a_key_but_acl_does_not_take_it_for_one() {
         assert_eq!(range, ["1", "1", "1"], "{}: first, last, step", args[0]);
         let spec = strings(&info[8]);
         assert!(spec.iter().any(|f| f == "not_key"), "{}: {spec:?}", args[0]);
-        let access = if WRITES.contains(&args[0].as_str()) {
+        let access = if CHANGES.contains(&args[0].as_str()) {
             "RW"
         } else {
             "RO"
@@ -238,9 +253,15 @@ fn commands_carry_their_flags_and_acl_categories() {
         let name = args[0].as_str();
         let info = command_info(&mut fx.admin, name);
         let flags = strings(&info[2]);
-        let writes = WRITES.contains(&name);
-        let publishes = writes || name == "VIOLET.SAY";
-        let fast = !["VIOLET.TOP", "VIOLET.MEMBERS", "VIOLET.CHECK"].contains(&name);
+        let writes = CHANGES.contains(&name);
+        let publishes = WRITES.contains(&name) || name == "VIOLET.SAY";
+        let fast = ![
+            "VIOLET.TOP",
+            "VIOLET.MEMBERS",
+            "VIOLET.CHECK",
+            "VIOLET.RELEASE",
+        ]
+        .contains(&name);
         let has = |f: &str| flags.iter().any(|x| x == f);
         assert_eq!(has("write"), writes, "{name}: {flags:?}");
         assert_eq!(has("readonly"), !writes, "{name}: {flags:?}");
@@ -278,7 +299,7 @@ fn commands_carry_their_flags_and_acl_categories() {
     // `-@write` now keeps a user from every changing command.
     let mut reader = fx.user("reader", "+@all -@write ~* &*");
     for args in every_command("a") {
-        if WRITES.contains(&args[0].as_str()) {
+        if CHANGES.contains(&args[0].as_str()) {
             fx.refused(&mut reader, &args);
         } else {
             fx.allowed(&mut reader, &args);
