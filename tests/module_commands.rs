@@ -560,3 +560,53 @@ fn check_reads_the_namespace_not_the_keyspace() {
         "FULL walks the keyspace: {stats}"
     );
 }
+
+#[test]
+fn errors_quote_input_of_any_script_as_utf8() {
+    let mut fx = fixture();
+    for room in ["salle-été", "Ж", "房间", "🎬", "مرحبا", "नमस्ते"] {
+        let message = fx.refused(&["VIOLET.JOIN", NS, "s1", room], "NOROOM");
+        assert!(
+            message.contains(&format!("\"{room}\"")),
+            "the id comes back whole: {message}"
+        );
+    }
+    // The raw reply, byte for byte, is valid UTF-8.
+    let mut con = fx.server.connection();
+    let err = redis::cmd("VIOLET.JOIN")
+        .arg(NS)
+        .arg("s1")
+        .arg("房间")
+        .query::<redis::Value>(&mut con)
+        .unwrap_err();
+    assert_eq!(err.detail(), Some("no such room \"房间\""));
+}
+
+#[test]
+fn ids_with_invisible_characters_are_refused() {
+    let mut fx = fixture();
+    for id in ["a\u{200B}b", "\u{FEFF}r", "abc\u{202E}fed"] {
+        fx.refused(&["VIOLET.CREATE", NS, "s1", id], "ERR");
+        fx.refused(&["VIOLET.CREATE", NS, id, "r1"], "ERR");
+        fx.refused(&["VIOLET.JOIN", id, "s1", "r1"], "ERR");
+    }
+}
+
+#[test]
+fn a_room_holds_at_most_32_fields_besides_its_owner() {
+    let mut fx = fixture();
+    let fields: Vec<String> = (0..32)
+        .flat_map(|i| [format!("f{i}"), "v".into()])
+        .collect();
+    let mut create: Vec<&str> = vec!["VIOLET.CREATE", NS, "s1", "r1"];
+    create.extend(fields.iter().map(String::as_str));
+    // 32 free fields and the default visibility would be 33.
+    fx.refused(&create, "ERR");
+    create.truncate(create.len() - 2);
+    let _: String = ok(&mut fx.con, &create);
+    let stored: Vec<(String, String)> = ok(&mut fx.con, &["HGETALL", "violet:{wp}:room:r1"]);
+    assert_eq!(stored.len(), 33, "owner, visibility and 31 fields");
+    let _: String = ok(&mut fx.con, &["VIOLET.UPDATE", NS, "r1", "f0", "changed"]);
+    fx.refused(&["VIOLET.UPDATE", NS, "r1", "one", "more"], "ERR");
+    fx.check();
+}

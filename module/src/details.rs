@@ -53,6 +53,11 @@ impl Visibility {
 }
 
 /// Fields a caller asked to set, validated and normalised; in the caller's order.
+///
+/// A room holds at most [`MAX_FIELDS`] fields besides `owner`: `visibility`
+/// (always stored, `public` unless given), `capacity` when given, and the
+/// free-form ones. `VIOLET.CREATE` and `VIOLET.UPDATE` apply that one rule to
+/// what the room would hold ([`crate::rooms`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Details {
     fields: Vec<(String, String)>,

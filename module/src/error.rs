@@ -6,6 +6,7 @@
 //! message is escaped and shortened, so a reply is always one safe line.
 
 use std::fmt;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use violet_contract::codes;
 
 /// A failed Violet command: an error code and a one-line explanation.
@@ -40,13 +41,32 @@ impl fmt::Display for VioletError {
     }
 }
 
-/// Quotes user input for an error message: escaped, and cut after 64 characters.
+/// Quotes user input for an error message: in double quotes, cut after 64
+/// characters, with quotes, backslashes, control characters and invisible
+/// format characters escaped (`\n`, `\u{200b}`); every other character, in
+/// any script, as it is.
 pub fn quoted(input: &str) -> String {
     const SHOWN: usize = 64;
-    match input.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("{:?}...", &input[..cut]),
-        None => format!("{input:?}"),
+    let mut out = String::with_capacity(input.len() + 2);
+    out.push('"');
+    for (i, c) in input.chars().enumerate() {
+        if i == SHOWN {
+            out.push_str("\"...");
+            return out;
+        }
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ if c.is_control() || c.general_category() == GeneralCategory::Format => {
+                out.extend(c.escape_default());
+            }
+            _ => out.push(c),
+        }
     }
+    out.push('"');
+    out
 }
 
 /// An argument that is not what the command takes.
@@ -187,6 +207,14 @@ mod tests {
             "NOPERM this user has no permissions to read and write the key \"violet:{a}:sockets\""
         );
         assert_eq!(err_noperm_channel("violet:{a}:events").code(), "NOPERM");
+    }
+
+    #[test]
+    fn quoted_input_keeps_every_script_and_escapes_the_invisible() {
+        assert_eq!(quoted("नमस्ते"), "\"नमस्ते\"");
+        assert_eq!(quoted("salle-été"), "\"salle-été\"");
+        assert_eq!(quoted("a\u{200B}b"), "\"a\\u{200b}b\"");
+        assert_eq!(quoted("say \"hi\" \\o/"), "\"say \\\"hi\\\" \\\\o/\"");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The only `unsafe` in Violet: the few Redis APIs that the safe bindings lack.
 
 use redis_module::{raw, Context, KeyType, RedisString};
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
 
 /// Publishes `message` on `channel` (`RedisModule_PublishMessage`). Unlike a
@@ -107,8 +107,32 @@ pub fn run_command(
 ) -> std::os::raw::c_int {
     let context = Context::new(ctx);
     let args = redis_module::decode_args(ctx, argv, argc);
-    let reply = run(&context, args);
-    context.reply(reply) as std::os::raw::c_int
+    match run(&context, args) {
+        // `Context::reply` writes error text one `char` to a byte, which
+        // turns any non-ASCII input quoted in the message into invalid UTF-8.
+        Err(redis_module::RedisError::String(message)) => reply_error(&context, &message),
+        reply => context.reply(reply) as std::os::raw::c_int,
+    }
+}
+
+/// Replies with the error `message`, its UTF-8 kept whole; a line break or
+/// NUL (which Violet's messages never hold, since quoted input is escaped)
+/// would become a space, so the reply stays one line.
+pub fn reply_error(ctx: &Context, message: &str) -> std::os::raw::c_int {
+    let line: Vec<u8> = message
+        .bytes()
+        .map(|b| {
+            if matches!(b, b'\r' | b'\n' | 0) {
+                b' '
+            } else {
+                b
+            }
+        })
+        .collect();
+    let line = CString::new(line).unwrap_or_default();
+    // SAFETY: `ctx.ctx` is the running command's context; `line` is a valid C
+    // string that lives until after the call, and Redis copies it.
+    unsafe { raw::RedisModule_ReplyWithError.map_or(1, |f| f(ctx.ctx, line.as_ptr())) }
 }
 
 /// A command argument as `COMMAND DOCS` shows it.

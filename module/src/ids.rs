@@ -1,7 +1,9 @@
 //! Validated identifiers: namespaces, sockets and rooms.
 //!
-//! Ids are 1-128 bytes of UTF-8 with no whitespace or control characters, so
-//! they print cleanly in `redis-cli` and in JSON events. A namespace also has no
+//! Ids are 1-128 bytes of UTF-8 with no whitespace, control or format
+//! characters, so they print cleanly in `redis-cli` and in JSON events, and
+//! no id can look like another one through invisible characters (zero-width
+//! spaces, bidirectional overrides, byte-order marks: Unicode category Cf). A namespace also has no
 //! `{` or `}`: it becomes the hash tag of every key it owns. A room id may not
 //! end in `:members`, which would name the member set of another room. A
 //! socket belongs to the node named by its id up to the first `:`, so a node
@@ -10,6 +12,7 @@
 use crate::error::{err_invalid, quoted, Result};
 use std::fmt;
 use std::ops::Deref;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use violet_contract::keys::MEMBERS_SUFFIX;
 pub use violet_contract::limits::MAX_ID_BYTES;
 
@@ -131,6 +134,15 @@ fn check_id(kind: &str, input: &str) -> Result<()> {
             quoted(input)
         )));
     }
+    if input
+        .chars()
+        .any(|c| c.general_category() == GeneralCategory::Format)
+    {
+        return Err(err_invalid(format!(
+            "invalid {kind} {}: it must not contain invisible format characters",
+            quoted(input)
+        )));
+    }
     Ok(())
 }
 
@@ -154,6 +166,25 @@ mod tests {
             assert!(SocketId::parse(bad).is_err(), "{bad:?}");
         }
         assert!(RoomId::parse(&"r".repeat(MAX_ID_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn ids_cannot_hide_characters() {
+        for hidden in [
+            "a\u{200B}b",
+            "\u{FEFF}room",
+            "abc\u{202E}fed",
+            "x\u{2060}",
+            "\u{00AD}y",
+        ] {
+            assert!(RoomId::parse(hidden).is_err(), "{hidden:?}");
+            assert!(SocketId::parse(hidden).is_err(), "{hidden:?}");
+            assert!(Namespace::parse(hidden).is_err(), "{hidden:?}");
+            assert!(NodeId::parse(hidden).is_err(), "{hidden:?}");
+        }
+        for visible in ["salle-été", "房间", "🎬", "مرحبا", "Ж"] {
+            assert!(RoomId::parse(visible).is_ok(), "{visible:?}");
+        }
     }
 
     #[test]

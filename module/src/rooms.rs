@@ -94,6 +94,11 @@ impl<'s, S: Store> Rooms<'s, S> {
         };
         let mut details = details;
         details.set_default(VISIBILITY, Visibility::Public.as_str());
+        // The rule UPDATE applies too: every stored field but `owner` counts,
+        // the default visibility included.
+        if details.fields().len() > MAX_FIELDS {
+            return Err(err_too_many_fields());
+        }
         let visibility = details.visibility().unwrap_or(Visibility::Public);
         let departure = self.plan_departure(socket)?;
         let arrival = self.plan_arrival(socket, departure.is_some())?;

@@ -381,6 +381,40 @@ fn wrong_types_are_reported_not_panicked_on() {
 }
 
 #[test]
+fn create_and_update_count_fields_by_one_rule() {
+    let mut store = MemoryStore::default();
+    let names: Vec<String> = (0..32).map(|i| format!("f{i}")).collect();
+    let pairs = |n: usize| {
+        details(
+            &names[..n]
+                .iter()
+                .map(|f| (f.as_str(), "v"))
+                .collect::<Vec<_>>(),
+        )
+    };
+    // 32 free fields and the default visibility make 33: refused.
+    let code = refused(&mut store, |r| r.create(&sock("a"), named("r1"), pairs(32)));
+    assert_eq!(code, "ERR");
+    // 31 and the visibility make 32 besides the owner: the most a room holds.
+    Rooms::new(&mut store, &ns())
+        .create(&sock("a"), named("r1"), pairs(31))
+        .unwrap();
+    assert_eq!(store.hgetall("violet:{wp}:room:r1").unwrap().len(), 33);
+    // Changing fields it has is always allowed; one more is not.
+    Rooms::new(&mut store, &ns())
+        .update(
+            &room("r1"),
+            &details(&[("f0", "w"), ("visibility", "private")]),
+        )
+        .unwrap();
+    let code = refused(&mut store, |r| {
+        r.update(&room("r1"), &details(&[("extra", "x")]))
+    });
+    assert_eq!(code, "ERR");
+    assert_consistent(&mut store);
+}
+
+#[test]
 fn namespaces_do_not_share_rooms() {
     let mut store = MemoryStore::default();
     let other = Namespace::parse("other").unwrap();
