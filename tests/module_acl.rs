@@ -450,11 +450,7 @@ fn scripts_lend_no_rights() {
     assert!(message.contains("violet:{b}:"), "{message}");
     let joined = fx.allowed(&mut alice, &eval("a"));
     assert_eq!(strings(&joined), ["3"], "[nil, viewers]");
-    let members: Vec<String> = redis::cmd("VIOLET.MEMBERS")
-        .arg("a")
-        .arg("r1")
-        .query(&mut fx.admin)
-        .unwrap();
+    let members = support::all_members(&mut fx.admin, "a", "r1");
     assert_eq!(members, ["s1", "s2", "s9"]);
 }
 

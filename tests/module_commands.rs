@@ -410,16 +410,23 @@ fn room_members_and_where_read_one_room_or_socket() {
     assert!(room.2.contains(&("topic".into(), "anime".into())));
     let missing: Value = ok(&mut fx.con, &["VIOLET.ROOM", NS, "nope"]);
     assert_eq!(missing, Value::Nil);
-    let members: Vec<String> = ok(&mut fx.con, &["VIOLET.MEMBERS", NS, "r1"]);
-    assert_eq!(members, ["a", "b"], "sorted");
-    let nobody: Vec<String> = ok(&mut fx.con, &["VIOLET.MEMBERS", NS, "nope"]);
-    assert!(nobody.is_empty());
+    let (next, mut members): (String, Vec<String>) = ok(&mut fx.con, &["VIOLET.MEMBERS", NS, "r1"]);
+    members.sort();
+    assert_eq!(
+        (next.as_str(), members),
+        ("0", vec!["a".to_owned(), "b".to_owned()])
+    );
+    let nobody: (String, Vec<String>) = ok(&mut fx.con, &["VIOLET.MEMBERS", NS, "nope"]);
+    assert_eq!(nobody, ("0".to_owned(), vec![]));
     let at: Option<String> = ok(&mut fx.con, &["VIOLET.WHERE", NS, "a"]);
     assert_eq!(at.as_deref(), Some("r1"));
     let nowhere: Option<String> = ok(&mut fx.con, &["VIOLET.WHERE", NS, "zz"]);
     assert_eq!(nowhere, None);
     fx.refused(&["VIOLET.ROOM", NS, "bad id"], "ERR");
     fx.refused(&["VIOLET.MEMBERS", NS], "ERR");
+    fx.refused(&["VIOLET.MEMBERS", NS, "r1", "COUNT", "0"], "ERR");
+    fx.refused(&["VIOLET.MEMBERS", NS, "r1", "COUNT", "1001"], "ERR");
+    fx.refused(&["VIOLET.MEMBERS", NS, "r1", "CURSOR", "x"], "ERR");
     fx.refused(&["VIOLET.WHERE", NS, "a", "b"], "ERR");
 }
 
@@ -609,4 +616,34 @@ fn a_room_holds_at_most_32_fields_besides_its_owner() {
     let _: String = ok(&mut fx.con, &["VIOLET.UPDATE", NS, "r1", "f0", "changed"]);
     fx.refused(&["VIOLET.UPDATE", NS, "r1", "one", "more"], "ERR");
     fx.check();
+}
+
+#[test]
+fn members_of_a_big_room_come_in_bounded_pages() {
+    let mut fx = fixture();
+    let _: String = ok(&mut fx.con, &["VIOLET.CREATE", NS, "s0", "big"]);
+    let mut pipe = redis::pipe();
+    for i in 1..5_000 {
+        pipe.cmd("VIOLET.JOIN")
+            .arg(NS)
+            .arg(format!("s{i}"))
+            .arg("big")
+            .ignore();
+    }
+    let () = pipe.query(&mut fx.con).unwrap();
+    let (_, first): (String, Vec<String>) = ok(&mut fx.con, &["VIOLET.MEMBERS", NS, "big"]);
+    assert!(
+        first.len() <= 200,
+        "a default page is about 100: {}",
+        first.len()
+    );
+    let (_, larger): (String, Vec<String>) =
+        ok(&mut fx.con, &["VIOLET.MEMBERS", NS, "big", "COUNT", "1000"]);
+    assert!(
+        larger.len() <= 1_100,
+        "at most about COUNT: {}",
+        larger.len()
+    );
+    let all = support::all_members(&mut fx.con, NS, "big");
+    assert_eq!(all.len(), 5_000, "the pages cover the room");
 }

@@ -102,11 +102,7 @@ fn concurrent_clients_keep_every_invariant() {
     }
     let mut counted = 0;
     for room in 0..ROOMS {
-        let members: Vec<String> = redis::cmd("VIOLET.MEMBERS")
-            .arg(NS)
-            .arg(format!("room{room}"))
-            .query(&mut con)
-            .unwrap();
+        let members = support::all_members(&mut con, NS, &format!("room{room}"));
         counted += members.len();
     }
     assert_eq!(

@@ -15,3 +15,8 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const TOP_DEFAULT: u64 = 10;
 /// The most rooms one `VIOLET.TOP` lists.
 pub const TOP_MAX: u64 = 1000;
+/// How many members one `VIOLET.MEMBERS` page asks for unless told otherwise.
+pub const MEMBERS_PAGE_DEFAULT: u64 = 100;
+/// The most members one `VIOLET.MEMBERS` page asks for: a page costs Redis
+/// O(its size), never O(the room).
+pub const MEMBERS_PAGE_MAX: u64 = 1000;

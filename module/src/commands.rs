@@ -15,7 +15,7 @@ use redis_module::{Context, NextArg, RedisError, RedisResult, RedisString, Redis
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use violet_contract::keys::events_channel;
-use violet_contract::limits::{TOP_DEFAULT, TOP_MAX};
+use violet_contract::limits::{MEMBERS_PAGE_DEFAULT, MEMBERS_PAGE_MAX, TOP_DEFAULT, TOP_MAX};
 
 /// A command's arguments after its name.
 pub type Args = std::iter::Skip<std::vec::IntoIter<RedisString>>;
@@ -151,17 +151,30 @@ pub fn room_info(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     Ok(found.map_or(RedisValue::Null, view))
 }
 
-/// `VIOLET.MEMBERS NS ROOM`: the sockets in the room, sorted.
+/// `VIOLET.MEMBERS NS ROOM [CURSOR c] [COUNT n]`: `[next cursor, [socket, ...]]`,
+/// a page of the room's sockets; the next cursor is `0` after the last page.
 pub fn members(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
     let room = room(&args.next_arg()?)?;
-    args.done()?;
+    let (mut cursor, mut count) = (0, MEMBERS_PAGE_DEFAULT);
+    while let Some(option) = args.next() {
+        let value = args.next_arg()?;
+        match utf8(&option)?.to_ascii_uppercase().as_str() {
+            "CURSOR" => cursor = number(&value, "CURSOR", u64::MAX)?,
+            "COUNT" => count = number_in(&value, "COUNT", 1, MEMBERS_PAGE_MAX)?,
+            _ => {
+                return Err(
+                    err_invalid("syntax error: VIOLET.MEMBERS takes CURSOR c and COUNT n").into(),
+                )
+            }
+        }
+    }
     let mut store = open(ctx, needs, &namespace)?;
-    let mut members = Rooms::new(&mut store, &namespace).members(&room)?;
-    members.sort_unstable();
-    Ok(RedisValue::Array(
-        members.into_iter().map(RedisValue::BulkString).collect(),
-    ))
+    let (next, members) = Rooms::new(&mut store, &namespace).members(&room, cursor, count)?;
+    Ok(RedisValue::Array(vec![
+        RedisValue::BulkString(next.to_string()),
+        RedisValue::Array(members.into_iter().map(RedisValue::BulkString).collect()),
+    ]))
 }
 
 /// `VIOLET.WHERE NS SOCKET`: the socket's room, or nil.

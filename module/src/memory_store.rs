@@ -116,6 +116,18 @@ impl Store for MemoryStore {
             .map_or_else(Vec::new, |s| s.iter().cloned().collect()))
     }
 
+    fn sscan(&mut self, key: &str, cursor: u64, count: u64) -> Result<(u64, Vec<String>)> {
+        let Some(set) = self.set(key)? else {
+            return Ok((0, Vec::new()));
+        };
+        let start = usize::try_from(cursor).unwrap_or(usize::MAX);
+        let count = usize::try_from(count.max(1)).unwrap_or(usize::MAX);
+        let page: Vec<String> = set.iter().skip(start).take(count).cloned().collect();
+        let end = start.saturating_add(page.len());
+        let next = if end >= set.len() { 0 } else { end as u64 };
+        Ok((next, page))
+    }
+
     fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>> {
         Ok(self
             .hash(key)?

@@ -196,6 +196,13 @@ impl Store for RedisStore<'_> {
         self.read("SMEMBERS", &[key], texts)
     }
 
+    fn sscan(&mut self, key: &str, cursor: u64, count: u64) -> Result<(u64, Vec<String>)> {
+        self.permit(key)?;
+        let (cursor, count) = (cursor.to_string(), count.to_string());
+        let (next, members) = self.read("SSCAN", &[key, &cursor, "COUNT", &count], scan_step)?;
+        Ok((parse_cursor(&next)?, members))
+    }
+
     fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>> {
         let key = self.ctx.open_key(&self.readable(key)?);
         match key.key_type() {

@@ -141,6 +141,8 @@ const fn fields(flags: u32) -> DocArg {
 const NAMESPACE: DocArg = string(c"namespace");
 const SOCKET: DocArg = string(c"socket");
 const NODE: DocArg = string(c"node");
+const CURSOR: DocArg = option(c"cursor", c"CURSOR");
+const COUNT: DocArg = option(c"count", c"COUNT");
 const TTL_MS: DocArg = DocArg {
     flags: raw::REDISMODULE_CMD_ARG_OPTIONAL,
     ..arg(
@@ -303,11 +305,11 @@ commands! {
         needs: READ,
         fast: false,
         deny_oom: false,
-        arity: 3,
-        summary: c"Returns the sockets in a room, sorted",
-        complexity: c"O(N log N) with N the sockets in the room",
+        arity: -3,
+        summary: c"Returns a page of the sockets in a room and the cursor of the next page",
+        complexity: c"O(N) with N the page size (COUNT, 100 by default, at most 1000)",
         since: FIRST_VERSION,
-        args: &[NAMESPACE, ROOM_ID],
+        args: &[NAMESPACE, ROOM_ID, CURSOR, COUNT],
     };
     WHERE = Command {
         name: c"VIOLET.WHERE",

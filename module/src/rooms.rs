@@ -302,12 +302,20 @@ impl<'s, S: Store> Rooms<'s, S> {
         Ok((!view.fields.is_empty()).then_some(view))
     }
 
-    /// The sockets in a room (none when it does not exist).
+    /// A page of the sockets in a room (none when it does not exist): about
+    /// `count` of them from `cursor` (0 to start), and the cursor of the next
+    /// page (0 after the last). Each page costs O(its size), however large
+    /// the room; a member there for the whole walk is listed at least once.
     ///
     /// # Errors
     /// Only what the store reports.
-    pub fn members(&mut self, room: &RoomId) -> Result<Vec<String>> {
-        self.store.smembers(&self.keys.members(room))
+    pub fn members(
+        &mut self,
+        room: &RoomId,
+        cursor: u64,
+        count: u64,
+    ) -> Result<(u64, Vec<String>)> {
+        self.store.sscan(&self.keys.members(room), cursor, count)
     }
 
     /// The room `socket` is in, if any.

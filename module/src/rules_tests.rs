@@ -472,6 +472,15 @@ impl Store for ReadsBeforeWrites<'_> {
         self.saw(key);
         self.inner.smembers(key)
     }
+    fn sscan(
+        &mut self,
+        key: &str,
+        cursor: u64,
+        count: u64,
+    ) -> crate::error::Result<(u64, Vec<String>)> {
+        self.saw(key);
+        self.inner.sscan(key, cursor, count)
+    }
     fn hget(&mut self, key: &str, field: &str) -> crate::error::Result<Option<String>> {
         self.saw(key);
         self.inner.hget(key, field)

@@ -20,6 +20,9 @@ pub trait Store {
     fn sismember(&mut self, key: &str, member: &str) -> Result<bool>;
     /// `SMEMBERS key`.
     fn smembers(&mut self, key: &str) -> Result<Vec<String>>;
+    /// `SSCAN key cursor COUNT count`: the next cursor (0 when the scan is
+    /// over) and some members.
+    fn sscan(&mut self, key: &str, cursor: u64, count: u64) -> Result<(u64, Vec<String>)>;
 
     /// `HGET key field`.
     fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>>;

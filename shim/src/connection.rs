@@ -235,9 +235,17 @@ impl Connection {
             Request::Room { room_id } => Frame::Room {
                 room: violet.room(&room_id).await?,
             },
-            Request::Members { room_id } => {
-                let members = violet.members(&room_id).await?;
-                Frame::Members { room_id, members }
+            Request::Members {
+                room_id,
+                cursor,
+                count,
+            } => {
+                let (cursor, members) = violet.members(&room_id, cursor.as_deref(), count).await?;
+                Frame::Members {
+                    room_id,
+                    members,
+                    cursor,
+                }
             }
             Request::RoomMessage { data } => {
                 let room_id = violet.say(me, &data.to_string()).await?;

@@ -32,7 +32,7 @@
 //! | `{"kind":"room-left"}` | `VIOLET.LEAVE` | `{"kind":"room-left","room_id":"..."\|null}` |
 //! | `{"kind":"top","count"?:n,"offset"?:k}` | `VIOLET.TOP` | `{"kind":"top","rooms":[room, ...]}` |
 //! | `{"kind":"room","room_id":"..."}` | `VIOLET.ROOM` | `{"kind":"room","room":room\|null}` |
-//! | `{"kind":"members","room_id":"..."}` | `VIOLET.MEMBERS` | `{"kind":"members","room_id":"...","members":["...", ...]}` |
+//! | `{"kind":"members","room_id":"...","cursor"?:"...","count"?:n}` | `VIOLET.MEMBERS` | `{"kind":"members","room_id":"...","members":["...", ...],"cursor":"..."\|null}` |
 //! | `{"kind":"room-message","data":any}` | `VIOLET.SAY` | `{"kind":"room-message","room_id":"..."}` |
 //! | `{"kind":"watch-top","count"?:n}` | `VIOLET.TOP` | `{"kind":"top","rooms":[...]}`, then pushes |
 //! | `{"kind":"unwatch-top"}` | none | `{"kind":"unwatch-top"}` |
@@ -58,6 +58,10 @@
 //!   none. The last socket out destroys the room.
 //! - `top` lists public rooms by viewers, most first (`count` defaults to 10,
 //!   at most 1000; `offset` defaults to 0).
+//! - `members` lists a room's sockets a page at a time (`count` about 100
+//!   by default, at most 1000), in no order: `cursor` in the reply is where
+//!   the next page starts (send it back as `cursor`), `null` after the last
+//!   page. A page costs Redis O(its size), however large the room.
 //! - `room-message` sends `data` to every member of the sender's room, on every
 //!   shim, the sender included, as a `message` push (below). `NOTINROOM` if the
 //!   socket is in no room. `data` is at most 64 KiB once written as JSON.
@@ -225,6 +229,10 @@ pub enum Request {
     },
     Members {
         room_id: String,
+        #[serde(default)]
+        cursor: Option<String>,
+        #[serde(default)]
+        count: Option<u64>,
     },
     RoomMessage {
         data: Value,
@@ -333,6 +341,8 @@ pub enum Frame {
     Members {
         room_id: String,
         members: Vec<String>,
+        /// Where the next page starts; `null` after the last.
+        cursor: Option<String>,
     },
     RoomMessage {
         room_id: String,

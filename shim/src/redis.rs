@@ -140,14 +140,28 @@ impl Violet {
         Ok(found.map(room_info))
     }
 
-    /// `VIOLET.MEMBERS NS ROOM`: the room's sockets, sorted.
+    /// `VIOLET.MEMBERS NS ROOM [CURSOR c] [COUNT n]`: a page of the room's
+    /// sockets, and the cursor of the next page (`None` after the last).
     ///
     /// # Errors
-    /// `BAD_REQUEST` for a malformed id, `UNAVAILABLE`.
-    pub async fn members(&self, room: &str) -> Result<Vec<String>, ShimError> {
+    /// `BAD_REQUEST` for a malformed id or cursor, or a count past the
+    /// module's maximum; `UNAVAILABLE`.
+    pub async fn members(
+        &self,
+        room: &str,
+        cursor: Option<&str>,
+        count: Option<u64>,
+    ) -> Result<(Option<String>, Vec<String>), ShimError> {
         let mut cmd = self.command("VIOLET.MEMBERS");
         cmd.arg(room);
-        self.call(&cmd).await
+        if let Some(cursor) = cursor {
+            cmd.arg("CURSOR").arg(cursor);
+        }
+        if let Some(count) = count {
+            cmd.arg("COUNT").arg(count);
+        }
+        let (next, members): (String, Vec<String>) = self.call(&cmd).await?;
+        Ok(((next != "0").then_some(next), members))
     }
 
     /// `VIOLET.SAY NS SOCKET DATA`: the room the message went to.

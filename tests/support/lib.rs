@@ -57,6 +57,29 @@ pub fn shim_binary() -> PathBuf {
     build_release("violet-shim", &BUILT).join("violet-shim")
 }
 
+/// Every socket in `room`, sorted: `VIOLET.MEMBERS` page by page.
+pub fn all_members(con: &mut redis::Connection, namespace: &str, room: &str) -> Vec<String> {
+    let mut members = Vec::new();
+    let mut cursor = "0".to_owned();
+    loop {
+        let (next, page): (String, Vec<String>) = redis::cmd("VIOLET.MEMBERS")
+            .arg(namespace)
+            .arg(room)
+            .arg("CURSOR")
+            .arg(&cursor)
+            .query(con)
+            .expect("VIOLET.MEMBERS");
+        members.extend(page);
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+    members.sort();
+    members.dedup();
+    members
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
