@@ -4,11 +4,18 @@
 //! free loopback port with the freshly built module loaded, and
 //! [`shim_binary`] is the freshly built `violet-shim`. Processes are stopped
 //! when their handle drops.
+//!
+//! The server binary is `redis-server` from the `PATH` unless
+//! `VIOLET_REDIS_SERVER` names another one (such as a `valkey-server`), and
+//! likewise the command-line client is `redis-cli` unless `VIOLET_REDIS_CLI`
+//! names another; `scripts/test` runs the module tests a second time that way,
+//! against Valkey.
 
 pub mod events;
 pub mod keyspace;
 pub mod workload;
 
+use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -55,6 +62,24 @@ pub fn module_path() -> PathBuf {
 pub fn shim_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     build_release("violet-shim", &BUILT).join("violet-shim")
+}
+
+/// The server binary the tests start: `VIOLET_REDIS_SERVER` if set (a path,
+/// or a name to find on the `PATH`), else `redis-server`.
+pub fn server_binary() -> OsString {
+    binary_from_env("VIOLET_REDIS_SERVER", "redis-server")
+}
+
+/// The command-line client the tests run: `VIOLET_REDIS_CLI` if set, else
+/// `redis-cli`.
+pub fn cli_binary() -> OsString {
+    binary_from_env("VIOLET_REDIS_CLI", "redis-cli")
+}
+
+fn binary_from_env(variable: &str, default: &str) -> OsString {
+    std::env::var_os(variable)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.into())
 }
 
 /// A loopback port that was free a moment ago.
@@ -157,7 +182,8 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let port = self.port.to_string();
-        let mut command = Command::new("redis-server");
+        let binary = server_binary();
+        let mut command = Command::new(&binary);
         command
             .args(["--port", &port, "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -171,9 +197,12 @@ impl RedisServer {
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = command
-            .spawn()
-            .expect("start redis-server (is it installed?)");
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "start {} (is it installed? VIOLET_REDIS_SERVER names another server): {e}",
+                binary.to_string_lossy()
+            )
+        });
         self.child = Some(child);
         self.wait_ready();
     }
@@ -185,7 +214,8 @@ impl RedisServer {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     panic!(
-                        "redis-server on port {} exited at start: {status}",
+                        "{} on port {} exited at start: {status}",
+                        server_binary().to_string_lossy(),
                         self.port
                     );
                 }
@@ -199,7 +229,8 @@ impl RedisServer {
             }
             assert!(
                 Instant::now() < deadline,
-                "redis-server on port {} did not start",
+                "{} on port {} did not start",
+                server_binary().to_string_lossy(),
                 self.port
             );
             sleep(Duration::from_millis(20));
