@@ -220,9 +220,12 @@ impl RedisServer {
                     );
                 }
             }
+            // The `loading:` line itself, not the text `loading:0`, which
+            // `async_loading:0` also holds: a server answers INFO while it
+            // loads its data (Valkey 9.1 often does, even for a small AOF).
             let ready = client.get_connection().and_then(|mut c| {
-                let loading: String = redis::cmd("INFO").arg("persistence").query(&mut c)?;
-                Ok(loading.contains("loading:0"))
+                let info: String = redis::cmd("INFO").arg("persistence").query(&mut c)?;
+                Ok(info.lines().any(|l| l.trim_end() == "loading:0"))
             });
             if matches!(ready, Ok(true)) {
                 return;
