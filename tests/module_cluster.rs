@@ -6,16 +6,17 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 use support::events::Events;
-use support::{free_port, RedisServer};
+use support::{cli_binary, free_port, RedisServer};
 
 fn node() -> RedisServer {
     let bus = free_port().to_string();
     RedisServer::start_with(&["--cluster-enabled", "yes", "--cluster-port", &bus])
 }
 
-/// Runs `redis-cli -c` against `port`; returns its output, one reply per line.
+/// Runs `redis-cli -c` (or `VIOLET_REDIS_CLI`) against `port`; returns its
+/// output, one reply per line.
 fn cli(port: u16, args: &[&str]) -> String {
-    let output = Command::new("redis-cli")
+    let output = Command::new(cli_binary())
         .args(["-c", "-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .output()
@@ -32,7 +33,7 @@ fn form_cluster(nodes: &[RedisServer]) {
         .iter()
         .map(|n| format!("127.0.0.1:{}", n.port()))
         .collect();
-    let status = Command::new("redis-cli")
+    let status = Command::new(cli_binary())
         .args(["--cluster", "create"])
         .args(&addresses)
         .args(["--cluster-yes"])

@@ -4,11 +4,18 @@
 //! free loopback port with the freshly built module loaded, and
 //! [`shim_binary`] is the freshly built `violet-shim`. Processes are stopped
 //! when their handle drops.
+//!
+//! The server binary is `redis-server` from the `PATH` unless
+//! `VIOLET_REDIS_SERVER` names another one (such as a `valkey-server`), and
+//! likewise the command-line client is `redis-cli` unless `VIOLET_REDIS_CLI`
+//! names another; `scripts/test` runs the module tests a second time that way,
+//! against Valkey.
 
 pub mod events;
 pub mod keyspace;
 pub mod workload;
 
+use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -80,18 +87,30 @@ pub fn all_members(con: &mut redis::Connection, namespace: &str, room: &str) -> 
     members
 }
 
+/// The server binary the tests start: `VIOLET_REDIS_SERVER` if set (a path,
+/// or a name to find on the `PATH`), else `redis-server`.
+pub fn server_binary() -> OsString {
+    binary_from_env("VIOLET_REDIS_SERVER", "redis-server")
+}
+
+/// The command-line client the tests run: `VIOLET_REDIS_CLI` if set, else
+/// `redis-cli`.
+pub fn cli_binary() -> OsString {
+    binary_from_env("VIOLET_REDIS_CLI", "redis-cli")
+}
+
+fn binary_from_env(variable: &str, default: &str) -> OsString {
+    std::env::var_os(variable)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.into())
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind a free port")
         .port()
-}
-
-/// The server binary: `redis-server`, or `VIOLET_REDIS_SERVER` when set (to run
-/// the tests against another Redis or a Valkey build).
-pub fn server_binary() -> std::ffi::OsString {
-    std::env::var_os("VIOLET_REDIS_SERVER").unwrap_or_else(|| "redis-server".into())
 }
 
 /// A `redis-server` with the Violet module, on loopback, in a temporary folder.
@@ -206,7 +225,8 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let port = self.port.to_string();
-        let mut command = Command::new(server_binary());
+        let binary = server_binary();
+        let mut command = Command::new(&binary);
         command
             .args(["--port", &port, "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -223,9 +243,12 @@ impl RedisServer {
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = command
-            .spawn()
-            .expect("start redis-server (is it installed?)");
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "start {} (is it installed? VIOLET_REDIS_SERVER names another server): {e}",
+                binary.to_string_lossy()
+            )
+        });
         self.child = Some(child);
         self.wait_ready();
     }
@@ -237,21 +260,26 @@ impl RedisServer {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     panic!(
-                        "redis-server on port {} exited at start: {status}",
+                        "{} on port {} exited at start: {status}",
+                        server_binary().to_string_lossy(),
                         self.port
                     );
                 }
             }
+            // The `loading:` line itself, not the text `loading:0`, which
+            // `async_loading:0` also holds: a server answers INFO while it
+            // loads its data (Valkey 9.1 often does, even for a small AOF).
             let ready = client.get_connection().and_then(|mut c| {
-                let loading: String = redis::cmd("INFO").arg("persistence").query(&mut c)?;
-                Ok(loading.contains("loading:0"))
+                let info: String = redis::cmd("INFO").arg("persistence").query(&mut c)?;
+                Ok(info.lines().any(|l| l.trim_end() == "loading:0"))
             });
             if matches!(ready, Ok(true)) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "redis-server on port {} did not start",
+                "{} on port {} did not start",
+                server_binary().to_string_lossy(),
                 self.port
             );
             sleep(Duration::from_millis(20));
