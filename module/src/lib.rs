@@ -18,6 +18,7 @@
 //!   [`leases`] adds node leases and reaping to them; [`check`] verifies the
 //!   invariants they keep.
 //! - [`reaper`]: the timer that reaps expired leases, and the module configs.
+//! - [`eviction`]: the warning about eviction policies that may break rooms.
 //! - [`ids`], [`details`], [`error`]: the vocabulary: validated ids, room
 //!   details and the error replies. The key layout, the JSON events, the error
 //!   codes and the limits are the contract with the shim, in `violet_contract`.
@@ -31,6 +32,7 @@ pub mod check;
 pub mod commands;
 pub mod details;
 pub mod error;
+pub mod eviction;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod ids;
@@ -69,7 +71,7 @@ fn info(ctx: &redis_module::InfoContext, _for_crash_report: bool) {
 // through the macro's own list: the macro cannot pass key specs, ACL
 // categories or `COMMAND DOCS`. The configs are the macro's.
 mod registration {
-    use super::{info, reaper, registry, Allocator, ALLOCATOR};
+    use super::{eviction, info, reaper, registry, Allocator, ALLOCATOR};
     use redis_module::configuration::ConfigurationFlags;
     use redis_module::{redis_module, Context, InfoContext, RedisResult, RedisString, Status};
 
@@ -78,6 +80,7 @@ mod registration {
         if registry::register(ctx) == Status::Err {
             return Status::Err;
         }
+        eviction::check(ctx, true);
         reaper::start(ctx);
         Status::Ok
     }

@@ -156,6 +156,7 @@ fn run(ctx: &Context) -> bool {
         reaper.was_primary = true;
         reaper.discovery = Some(0);
     }
+    crate::eviction::check(ctx, false);
     let started = Instant::now();
     if let Some(cursor) = reaper.discovery {
         reaper.discover(ctx, cursor);
