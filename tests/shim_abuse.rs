@@ -1,6 +1,7 @@
 //! Bad input and abuse: malformed frames, binary frames, oversize frames,
-//! floods and foreign origins. The shim answers or closes as documented and
-//! the module's state stays consistent.
+//! floods, foreign origins, clients that do not read and replies too large.
+//! The shim answers or closes as documented and the module's state stays
+//! consistent.
 
 mod shim_common;
 
@@ -215,4 +216,114 @@ async fn upgrades_past_the_connection_limit_get_503() {
     assert_eq!(top["kind"], "top");
     first.close().await;
     shim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_reading_while_its_room_chats_is_closed_as_too_slow() {
+    let redis = RedisServer::start();
+    let mut settings = config(&redis);
+    settings.max_queue_bytes = 256 * 1024;
+    settings.rate = RateLimit {
+        per_sec: 1e6,
+        burst: 1_000_000,
+        strikes: 1_000_000,
+    };
+    // Pings play no part: a client that does not read would also be dropped
+    // for not answering them.
+    settings.ping_interval = std::time::Duration::from_secs(600);
+    settings.pong_timeout = std::time::Duration::from_secs(600);
+    let shim = Shim::start(settings).await;
+
+    let mut chatter = shim.client().await;
+    let room = chatter.create_room().await;
+    let mut lazy = Client::connect_with_small_receive_buffer(&shim.ws_url()).await;
+    lazy.request(json!({"kind": "room-joined", "room_id": room}))
+        .await;
+    let lazy_id = lazy.socket_id.clone();
+    let lazy_left =
+        |f: &serde_json::Value| f["kind"] == "member-left" && f["socket_id"] == lazy_id.as_str();
+
+    // 48 KB messages: 600 of them are far more than the queue's 256 KiB and
+    // the socket buffers, and far fewer than the 1024 frames a queue holds.
+    let data = "m".repeat(48_000);
+    let mut sent = 0;
+    while sent < 600 && !chatter.pending.iter().any(lazy_left) {
+        let reply = chatter
+            .request(json!({"kind": "room-message", "data": data}))
+            .await;
+        assert_eq!(reply["kind"], "room-message", "{reply}");
+        chatter.pending.retain(|f| f["kind"] != "message");
+        sent += 1;
+    }
+    let left = chatter.next_matching(lazy_left).await;
+    assert_eq!(left["viewers"], 1);
+    assert_eq!(where_is(&redis, &lazy_id).await, None);
+    assert_eq!(metric(shim.addr, "violet_slow_clients_total").await, 1.0);
+
+    // Reading again, the lazy client finds the messages its socket held,
+    // then the end of the connection (a close frame when it got through).
+    if let Some(frame) = lazy.closed().await {
+        assert_eq!(u16::from(frame.code), 1008);
+        assert!(
+            frame.reason.as_str().contains("too slow"),
+            "{}",
+            frame.reason
+        );
+    }
+    let info = chatter
+        .request(json!({"kind": "room", "room_id": room}))
+        .await;
+    assert_eq!(info["room"]["viewers"], 1);
+    chatter.close().await;
+    shim.stop().await;
+    assert_consistent(&redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_lists_too_large_for_a_reply_keep_the_first_rooms_and_say_so() {
+    let redis = RedisServer::start();
+    let mut settings = config(&redis);
+    settings.max_reply_bytes = 16 * 1024;
+    let shim = Shim::start(settings).await;
+
+    // Ten rooms of about 3 KB each: 30 KB together.
+    let mut owners = Vec::new();
+    for i in 0..10 {
+        let mut owner = shim.client().await;
+        let reply = owner
+            .request(
+                json!({"kind": "room-created", "details": {"title": format!("{i}").repeat(3000)}}),
+            )
+            .await;
+        assert!(reply["room_id"].is_string(), "{reply}");
+        owners.push(owner);
+    }
+    let mut lobby = shim.client().await;
+    let top = lobby.request(json!({"kind": "top", "count": 100})).await;
+    let kept = top["rooms"].as_array().unwrap().len();
+    assert_eq!(top["truncated"], true, "{kept} rooms, not truncated");
+    assert!((1..10).contains(&kept), "{kept} rooms");
+    assert!(top.to_string().len() <= 16 * 1024);
+    // They are the first rooms of the list.
+    let first = lobby.request(json!({"kind": "top", "count": 2})).await;
+    assert!(first.get("truncated").is_none(), "{first}");
+    assert!(first["rooms"].as_array().unwrap()[..] == top["rooms"].as_array().unwrap()[..2]);
+
+    // watch-top: the reply and the pushes alike.
+    let watched = lobby
+        .request(json!({"kind": "watch-top", "count": 100}))
+        .await;
+    assert_eq!(watched["truncated"], true);
+    owners[0].request(json!({"kind": "room-left"})).await;
+    let push = lobby
+        .next_matching(|f| f["kind"] == "top" && f.get("ref").is_none())
+        .await;
+    assert_eq!(push["truncated"], true);
+    assert!(push.to_string().len() <= 16 * 1024);
+    lobby.close().await;
+    for owner in owners {
+        owner.close().await;
+    }
+    shim.stop().await;
+    assert_consistent(&redis).await;
 }

@@ -17,6 +17,8 @@
 //!   Its documentation is the protocol's reference.
 //! - [`registry`]: the [`registry::Hub`] of this shim's connections, which
 //!   turns the module's events into pushes.
+//! - [`outbox`]: each connection's pushes waiting to be sent, bounded in
+//!   frames and bytes.
 //! - [`tasks`]: the background tasks (the events subscription, the lobby
 //!   watcher).
 //! - [`redis`]: the Violet client, one method per command.
@@ -33,6 +35,7 @@ mod connection;
 pub mod embedded;
 pub mod logging;
 pub mod metrics;
+pub mod outbox;
 pub mod protocol;
 pub mod ratelimit;
 pub mod redis;

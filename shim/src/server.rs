@@ -91,6 +91,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         &config.namespace,
         violet.clone(),
         hub.clone(),
+        config.max_reply_bytes,
         &notify_shutdown,
     );
 

@@ -29,6 +29,7 @@ impl Background {
         namespace: &str,
         violet: Violet,
         hub: Arc<Hub>,
+        max_reply_bytes: usize,
         shutdown: &broadcast::Sender<()>,
     ) -> Self {
         let tasks = vec![
@@ -38,7 +39,12 @@ impl Background {
                 hub.clone(),
                 shutdown.subscribe(),
             )),
-            tokio::spawn(lobby::watch_top(hub, violet, shutdown.subscribe())),
+            tokio::spawn(lobby::watch_top(
+                hub,
+                violet,
+                max_reply_bytes,
+                shutdown.subscribe(),
+            )),
         ];
         Self { tasks }
     }
