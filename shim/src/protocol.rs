@@ -408,7 +408,7 @@ impl Frame {
         max_bytes: usize,
     ) -> (String, Option<ErrorCode>) {
         let code = match &self {
-            Frame::Top { .. } => return (self.top_within(reference, max_bytes), None),
+            Frame::Top { rooms, .. } => return (top_text(rooms, reference, max_bytes), None),
             Frame::Error { code, .. } => Some(*code),
             _ => None,
         };
@@ -425,34 +425,33 @@ impl Frame {
             Some(ErrorCode::BadRequest),
         )
     }
+}
 
-    /// A `top` frame as text, holding the first of its rooms that fit in
-    /// `max_bytes`.
-    fn top_within(self, reference: Option<&Value>, max_bytes: usize) -> String {
-        let Frame::Top { mut rooms, .. } = self else {
-            return self.to_text(reference);
-        };
-        let envelope = Frame::Top {
-            rooms: Vec::new(),
-            truncated: true,
-        }
-        .to_text(reference)
-        .len();
-        let mut size = envelope;
-        let mut fit = 0;
-        for room in &rooms {
-            // The room and the comma before it (one byte too many for the first).
-            let room_size = serde_json::to_string(room).map_or(usize::MAX, |t| t.len());
-            size = size.saturating_add(room_size).saturating_add(1);
-            if size > max_bytes {
-                break;
-            }
-            fit += 1;
-        }
-        let truncated = fit < rooms.len();
-        rooms.truncate(fit);
-        Frame::Top { rooms, truncated }.to_text(reference)
+/// A `top` frame of the first of `rooms` that fit in `max_bytes`, as text,
+/// with `ref` added when there is one; `"truncated":true` when some did not.
+pub fn top_text(rooms: &[RoomInfo], reference: Option<&Value>, max_bytes: usize) -> String {
+    let envelope = Frame::Top {
+        rooms: Vec::new(),
+        truncated: true,
     }
+    .to_text(reference)
+    .len();
+    let mut size = envelope;
+    let mut fit = 0;
+    for room in rooms {
+        // The room and the comma before it (one byte too many for the first).
+        let room_size = serde_json::to_string(room).map_or(usize::MAX, |t| t.len());
+        size = size.saturating_add(room_size).saturating_add(1);
+        if size > max_bytes {
+            break;
+        }
+        fit += 1;
+    }
+    Frame::Top {
+        rooms: rooms[..fit].to_vec(),
+        truncated: fit < rooms.len(),
+    }
+    .to_text(reference)
 }
 
 impl From<ShimError> for Frame {

@@ -1,7 +1,7 @@
 //! The lobby watcher: fresh `top` frames for the connections that asked for
 //! them with `watch-top`.
 
-use crate::protocol::Frame;
+use crate::protocol::top_text;
 use crate::redis::Violet;
 use crate::registry::Hub;
 use axum::extract::ws::Utf8Bytes;
@@ -32,9 +32,9 @@ pub async fn watch_top(
             match violet.top(Some(largest), None).await {
                 Ok(rooms) => {
                     for (count, sockets) in watchers {
-                        let first = usize::try_from(count).unwrap_or(usize::MAX);
-                        let rooms = rooms.iter().take(first).cloned().collect();
-                        let (text, _) = Frame::top(rooms).to_text_within(None, max_reply_bytes);
+                        let first =
+                            usize::try_from(count).map_or(rooms.len(), |c| c.min(rooms.len()));
+                        let text = top_text(&rooms[..first], None, max_reply_bytes);
                         hub.push_top(count, &sockets, &Utf8Bytes::from(text));
                     }
                 }
