@@ -327,3 +327,188 @@ async fn top_lists_too_large_for_a_reply_keep_the_first_rooms_and_say_so() {
     shim.stop().await;
     assert_consistent(&redis).await;
 }
+
+/// Opens `n` TCP connections that never send a byte.
+async fn silent_connections(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut silent = Vec::new();
+    for _ in 0..n {
+        silent.push(
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("TCP connect"),
+        );
+    }
+    silent
+}
+
+/// Waits until the shim closes `stream` (end of stream or a reset).
+async fn closed_by_the_shim(stream: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(WAIT, stream.read(&mut byte)).await {
+        Err(_) => panic!("the shim kept a silent connection open"),
+        Ok(Ok(0)) | Ok(Err(_)) => {}
+        Ok(Ok(_)) => panic!("the shim wrote to a connection that sent nothing"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_tcp_connections_are_closed_after_the_handshake_timeout() {
+    let redis = RedisServer::start();
+    let mut settings = config(&redis);
+    settings.handshake_timeout = std::time::Duration::from_millis(300);
+    settings.max_pending_connections = 4;
+    let shim = Shim::start(settings).await;
+
+    // More silent connections than may be pending: the ones past the bound
+    // wait in the listen backlog, and a real client waits behind them.
+    let mut silent = silent_connections(shim.addr, 12).await;
+    let mut client = shim.client().await;
+    let top = client.request(json!({"kind": "top"})).await;
+    assert_eq!(top["kind"], "top");
+    for stream in &mut silent {
+        closed_by_the_shim(stream).await;
+    }
+
+    // A connection that sends part of a request head and stops is closed too.
+    let mut trickle = tokio::net::TcpStream::connect(shim.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut trickle, b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    closed_by_the_shim(&mut trickle).await;
+
+    // The WebSocket, upgraded, is not subject to the handshake timeout.
+    let info = client.request(json!({"kind": "top"})).await;
+    assert_eq!(info["kind"], "top");
+    assert_eq!(metric(shim.addr, "violet_connections_open").await, 1.0);
+    client.close().await;
+    shim.stop().await;
+}
+
+/// A `violet-shim` process with at most `files` open files, killed on drop.
+struct LimitedShim {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LimitedShim {
+    async fn start(redis: &RedisServer, files: u32, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("shim.log");
+        let port = support::free_port();
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+            .arg(support::shim_binary())
+            .args(["--port", &port.to_string(), "--redis-url", &redis.url()])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start violet-shim");
+        let shim = Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        let addr = shim.addr();
+        eventually("the shim answers /healthz", || async move {
+            tokio::net::TcpStream::connect(addr).await.is_ok()
+                && http_get(addr, "/healthz").await.0 == 200
+        })
+        .await;
+        shim
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// A real client connects, however long the silent ones ahead of it in
+    /// the backlog take to be dealt with (a minute at most).
+    async fn client(&self) -> Client {
+        let url = format!("ws://{}/ws", self.addr());
+        let connect = Client::connect_with_origin(&url, "http://violet.test");
+        tokio::time::timeout(std::time::Duration::from_secs(60), connect)
+            .await
+            .expect("a real client connects in time")
+            .expect("a real client connects")
+    }
+}
+
+impl Drop for LimitedShim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_listener_waits_and_serves_again() {
+    let redis = RedisServer::start();
+    // 64 files, and a pending bound too high to keep the shim within them.
+    let shim = LimitedShim::start(
+        &redis,
+        64,
+        &[
+            "--handshake-timeout-ms",
+            "500",
+            "--max-pending-connections",
+            "1000",
+        ],
+    )
+    .await;
+    let mut silent = silent_connections(shim.addr(), 150).await;
+    let mut client = shim.client().await;
+    let top = client.request(json!({"kind": "top"})).await;
+    assert_eq!(top["kind"], "top");
+    for stream in &mut silent {
+        closed_by_the_shim(stream).await;
+    }
+    let log = shim.log();
+    assert!(
+        log.contains("Too many open files"),
+        "no EMFILE in the log:\n{log}"
+    );
+    assert!(metric(shim.addr(), "violet_accept_errors_total").await >= 1.0);
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_connections_past_their_bound_wait_in_the_backlog() {
+    let redis = RedisServer::start();
+    // The same 64 files, and a pending bound well within them.
+    let shim = LimitedShim::start(
+        &redis,
+        64,
+        &[
+            "--handshake-timeout-ms",
+            "500",
+            "--max-pending-connections",
+            "8",
+        ],
+    )
+    .await;
+    // More than the shim has files for: bounded, it never runs out of them.
+    let mut silent = silent_connections(shim.addr(), 100).await;
+    let mut client = shim.client().await;
+    let top = client.request(json!({"kind": "top"})).await;
+    assert_eq!(top["kind"], "top");
+    for stream in &mut silent {
+        closed_by_the_shim(stream).await;
+    }
+    let log = shim.log();
+    assert!(!log.contains("accept failed"), "accepts failed:\n{log}");
+    assert_eq!(metric(shim.addr(), "violet_accept_errors_total").await, 0.0);
+    client.close().await;
+}

@@ -89,6 +89,18 @@ pub struct Cli {
     #[arg(long, env = "VIOLET_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// The most TCP connections not yet upgraded to WebSockets (handshakes,
+    /// page and metrics requests) at once; past it the shim accepts no more
+    /// until one ends, and new ones wait in the listen backlog.
+    #[arg(long, env = "VIOLET_MAX_PENDING_CONNECTIONS", default_value_t = 1024)]
+    pub max_pending_connections: usize,
+
+    /// Milliseconds a TCP connection has to send a complete HTTP request head
+    /// (from being accepted, or after its previous response); slower or
+    /// silent connections are closed.
+    #[arg(long, env = "VIOLET_HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub handshake_timeout_ms: u64,
+
     /// Bytes of pushes that may wait for one client; a client further behind
     /// is too slow and is closed with code 1008.
     #[arg(long, env = "VIOLET_MAX_QUEUE_BYTES", default_value_t = 1 << 20)]
@@ -184,6 +196,8 @@ impl Cli {
                 strikes: self.rate_strikes,
             },
             max_connections: self.max_connections.max(1),
+            max_pending_connections: self.max_pending_connections.max(1),
+            handshake_timeout: Duration::from_millis(self.handshake_timeout_ms.max(1)),
             max_queue_bytes: self.max_queue_bytes.max(1),
             max_reply_bytes: self.max_reply_bytes.max(1),
             ping_interval: Duration::from_millis(self.ping_interval_ms.max(1)),
@@ -215,6 +229,10 @@ pub struct Config {
     pub max_frame_bytes: usize,
     pub rate: RateLimit,
     pub max_connections: usize,
+    /// TCP connections not yet upgraded, at most.
+    pub max_pending_connections: usize,
+    /// How long a connection has to send a complete HTTP request head.
+    pub handshake_timeout: Duration,
     /// Bytes of pushes waiting for one client before it counts as too slow.
     pub max_queue_bytes: usize,
     /// The largest reply or `top` push.
@@ -244,6 +262,8 @@ impl Default for Config {
                 strikes: 50,
             },
             max_connections: 10_000,
+            max_pending_connections: 1024,
+            handshake_timeout: Duration::from_secs(5),
             max_queue_bytes: 1 << 20,
             max_reply_bytes: 1 << 20,
             ping_interval: Duration::from_secs(10),
@@ -328,5 +348,10 @@ mod tests {
         let defaults = Config::default();
         assert_eq!(config.max_queue_bytes, defaults.max_queue_bytes);
         assert_eq!(config.max_reply_bytes, defaults.max_reply_bytes);
+        assert_eq!(config.handshake_timeout, defaults.handshake_timeout);
+        assert_eq!(
+            config.max_pending_connections,
+            defaults.max_pending_connections
+        );
     }
 }

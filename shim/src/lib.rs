@@ -11,6 +11,8 @@
 //! - `main.rs`: the binary; parses the command line and calls [`launch`].
 //! - [`config`]: the command line, the `VIOLET_*` environment and [`Config`].
 //! - [`server`]: [`run`] and [`launch`], which start, wire and stop everything.
+//! - [`accept`] (private): the listener; HTTP/1.1 on each TCP connection until
+//!   it upgrades, with the pending-connection bound and the handshake timeout.
 //! - [`routes`] (private): the HTTP routes, the origin check and the connection limit.
 //! - [`connection`] (private): one WebSocket's loop, from welcome to goodbye.
 //! - [`protocol`]: the JSON frames, requests and replies, and the error codes.
@@ -30,6 +32,7 @@
 //! What the shim and the module agree on (key layout, events, error codes,
 //! limits) is in the `violet_contract` crate.
 
+mod accept;
 pub mod config;
 mod connection;
 pub mod embedded;
