@@ -1,6 +1,7 @@
 //! Bad input and abuse: malformed frames, binary frames, oversize frames,
-//! floods and foreign origins. The shim answers or closes as documented and
-//! the module's state stays consistent.
+//! floods, foreign origins, clients that do not read and replies too large.
+//! The shim answers or closes as documented and the module's state stays
+//! consistent.
 
 mod shim_common;
 
@@ -215,4 +216,299 @@ async fn upgrades_past_the_connection_limit_get_503() {
     assert_eq!(top["kind"], "top");
     first.close().await;
     shim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_reading_while_its_room_chats_is_closed_as_too_slow() {
+    let redis = RedisServer::start();
+    let mut settings = config(&redis);
+    settings.max_queue_bytes = 256 * 1024;
+    settings.rate = RateLimit {
+        per_sec: 1e6,
+        burst: 1_000_000,
+        strikes: 1_000_000,
+    };
+    // Pings play no part: a client that does not read would also be dropped
+    // for not answering them.
+    settings.ping_interval = std::time::Duration::from_secs(600);
+    settings.pong_timeout = std::time::Duration::from_secs(600);
+    let shim = Shim::start(settings).await;
+
+    let mut chatter = shim.client().await;
+    let room = chatter.create_room().await;
+    let mut lazy = Client::connect_with_small_receive_buffer(&shim.ws_url()).await;
+    lazy.request(json!({"kind": "room-joined", "room_id": room}))
+        .await;
+    let lazy_id = lazy.socket_id.clone();
+    let lazy_left =
+        |f: &serde_json::Value| f["kind"] == "member-left" && f["socket_id"] == lazy_id.as_str();
+
+    // 48 KB messages: 600 of them are far more than the queue's 256 KiB and
+    // the socket buffers, and far fewer than the 1024 frames a queue holds.
+    let data = "m".repeat(48_000);
+    let mut sent = 0;
+    while sent < 600 && !chatter.pending.iter().any(lazy_left) {
+        let reply = chatter
+            .request(json!({"kind": "room-message", "data": data}))
+            .await;
+        assert_eq!(reply["kind"], "room-message", "{reply}");
+        chatter.pending.retain(|f| f["kind"] != "message");
+        sent += 1;
+    }
+    let left = chatter.next_matching(lazy_left).await;
+    assert_eq!(left["viewers"], 1);
+    assert_eq!(where_is(&redis, &lazy_id).await, None);
+    assert_eq!(metric(shim.addr, "violet_slow_clients_total").await, 1.0);
+
+    // Reading again, the lazy client finds the messages its socket held,
+    // then the end of the connection (a close frame when it got through).
+    if let Some(frame) = lazy.closed().await {
+        assert_eq!(u16::from(frame.code), 1008);
+        assert!(
+            frame.reason.as_str().contains("too slow"),
+            "{}",
+            frame.reason
+        );
+    }
+    let info = chatter
+        .request(json!({"kind": "room", "room_id": room}))
+        .await;
+    assert_eq!(info["room"]["viewers"], 1);
+    chatter.close().await;
+    shim.stop().await;
+    assert_consistent(&redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_lists_too_large_for_a_reply_keep_the_first_rooms_and_say_so() {
+    let redis = RedisServer::start();
+    let mut settings = config(&redis);
+    settings.max_reply_bytes = 16 * 1024;
+    let shim = Shim::start(settings).await;
+
+    // Ten rooms of about 3 KB each: 30 KB together.
+    let mut owners = Vec::new();
+    for i in 0..10 {
+        let mut owner = shim.client().await;
+        let reply = owner
+            .request(
+                json!({"kind": "room-created", "details": {"title": format!("{i}").repeat(3000)}}),
+            )
+            .await;
+        assert!(reply["room_id"].is_string(), "{reply}");
+        owners.push(owner);
+    }
+    let mut lobby = shim.client().await;
+    let top = lobby.request(json!({"kind": "top", "count": 100})).await;
+    let kept = top["rooms"].as_array().unwrap().len();
+    assert_eq!(top["truncated"], true, "{kept} rooms, not truncated");
+    assert!((1..10).contains(&kept), "{kept} rooms");
+    assert!(top.to_string().len() <= 16 * 1024);
+    // They are the first rooms of the list.
+    let first = lobby.request(json!({"kind": "top", "count": 2})).await;
+    assert!(first.get("truncated").is_none(), "{first}");
+    assert!(first["rooms"].as_array().unwrap()[..] == top["rooms"].as_array().unwrap()[..2]);
+
+    // watch-top: the reply and the pushes alike.
+    let watched = lobby
+        .request(json!({"kind": "watch-top", "count": 100}))
+        .await;
+    assert_eq!(watched["truncated"], true);
+    owners[0].request(json!({"kind": "room-left"})).await;
+    let push = lobby
+        .next_matching(|f| f["kind"] == "top" && f.get("ref").is_none())
+        .await;
+    assert_eq!(push["truncated"], true);
+    assert!(push.to_string().len() <= 16 * 1024);
+    lobby.close().await;
+    for owner in owners {
+        owner.close().await;
+    }
+    shim.stop().await;
+    assert_consistent(&redis).await;
+}
+
+/// Opens `n` TCP connections that never send a byte.
+async fn silent_connections(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut silent = Vec::new();
+    for _ in 0..n {
+        silent.push(
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("TCP connect"),
+        );
+    }
+    silent
+}
+
+/// Waits until the shim closes `stream` (end of stream or a reset).
+async fn closed_by_the_shim(stream: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(WAIT, stream.read(&mut byte)).await {
+        Err(_) => panic!("the shim kept a silent connection open"),
+        Ok(Ok(0)) | Ok(Err(_)) => {}
+        Ok(Ok(_)) => panic!("the shim wrote to a connection that sent nothing"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_tcp_connections_are_closed_after_the_handshake_timeout() {
+    let redis = RedisServer::start();
+    let mut settings = config(&redis);
+    settings.handshake_timeout = std::time::Duration::from_millis(300);
+    settings.max_pending_connections = 4;
+    let shim = Shim::start(settings).await;
+
+    // More silent connections than may be pending: the ones past the bound
+    // wait in the listen backlog, and a real client waits behind them.
+    let mut silent = silent_connections(shim.addr, 12).await;
+    let mut client = shim.client().await;
+    let top = client.request(json!({"kind": "top"})).await;
+    assert_eq!(top["kind"], "top");
+    for stream in &mut silent {
+        closed_by_the_shim(stream).await;
+    }
+
+    // A connection that sends part of a request head and stops is closed too.
+    let mut trickle = tokio::net::TcpStream::connect(shim.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut trickle, b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    closed_by_the_shim(&mut trickle).await;
+
+    // The WebSocket, upgraded, is not subject to the handshake timeout.
+    let info = client.request(json!({"kind": "top"})).await;
+    assert_eq!(info["kind"], "top");
+    assert_eq!(metric(shim.addr, "violet_connections_open").await, 1.0);
+    client.close().await;
+    shim.stop().await;
+}
+
+/// A `violet-shim` process with at most `files` open files, killed on drop.
+struct LimitedShim {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LimitedShim {
+    async fn start(redis: &RedisServer, files: u32, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("shim.log");
+        let port = support::free_port();
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+            .arg(support::shim_binary())
+            .args(["--port", &port.to_string(), "--redis-url", &redis.url()])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start violet-shim");
+        let shim = Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        let addr = shim.addr();
+        eventually("the shim answers /healthz", || async move {
+            tokio::net::TcpStream::connect(addr).await.is_ok()
+                && http_get(addr, "/healthz").await.0 == 200
+        })
+        .await;
+        shim
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// A real client connects, however long the silent ones ahead of it in
+    /// the backlog take to be dealt with (a minute at most).
+    async fn client(&self) -> Client {
+        let url = format!("ws://{}/ws", self.addr());
+        let connect = Client::connect_with_origin(&url, "http://violet.test");
+        tokio::time::timeout(std::time::Duration::from_secs(60), connect)
+            .await
+            .expect("a real client connects in time")
+            .expect("a real client connects")
+    }
+}
+
+impl Drop for LimitedShim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_listener_waits_and_serves_again() {
+    let redis = RedisServer::start();
+    // 64 files, and a pending bound too high to keep the shim within them.
+    let shim = LimitedShim::start(
+        &redis,
+        64,
+        &[
+            "--handshake-timeout-ms",
+            "500",
+            "--max-pending-connections",
+            "1000",
+        ],
+    )
+    .await;
+    let mut silent = silent_connections(shim.addr(), 150).await;
+    let mut client = shim.client().await;
+    let top = client.request(json!({"kind": "top"})).await;
+    assert_eq!(top["kind"], "top");
+    for stream in &mut silent {
+        closed_by_the_shim(stream).await;
+    }
+    let log = shim.log();
+    assert!(
+        log.contains("Too many open files"),
+        "no EMFILE in the log:\n{log}"
+    );
+    assert!(metric(shim.addr(), "violet_accept_errors_total").await >= 1.0);
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_connections_past_their_bound_wait_in_the_backlog() {
+    let redis = RedisServer::start();
+    // The same 64 files, and a pending bound well within them.
+    let shim = LimitedShim::start(
+        &redis,
+        64,
+        &[
+            "--handshake-timeout-ms",
+            "500",
+            "--max-pending-connections",
+            "8",
+        ],
+    )
+    .await;
+    // More than the shim has files for: bounded, it never runs out of them.
+    let mut silent = silent_connections(shim.addr(), 100).await;
+    let mut client = shim.client().await;
+    let top = client.request(json!({"kind": "top"})).await;
+    assert_eq!(top["kind"], "top");
+    for stream in &mut silent {
+        closed_by_the_shim(stream).await;
+    }
+    let log = shim.log();
+    assert!(!log.contains("accept failed"), "accepts failed:\n{log}");
+    assert_eq!(metric(shim.addr(), "violet_accept_errors_total").await, 0.0);
+    client.close().await;
 }

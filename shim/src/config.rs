@@ -89,6 +89,29 @@ pub struct Cli {
     #[arg(long, env = "VIOLET_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// The most TCP connections not yet upgraded to WebSockets (handshakes,
+    /// page and metrics requests) at once; past it the shim accepts no more
+    /// until one ends, and new ones wait in the listen backlog.
+    #[arg(long, env = "VIOLET_MAX_PENDING_CONNECTIONS", default_value_t = 1024)]
+    pub max_pending_connections: usize,
+
+    /// Milliseconds a TCP connection has to send a complete HTTP request head
+    /// (from being accepted, or after its previous response); slower or
+    /// silent connections are closed.
+    #[arg(long, env = "VIOLET_HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub handshake_timeout_ms: u64,
+
+    /// Bytes of pushes that may wait for one client; a client further behind
+    /// is too slow and is closed with code 1008.
+    #[arg(long, env = "VIOLET_MAX_QUEUE_BYTES", default_value_t = 1 << 20)]
+    pub max_queue_bytes: usize,
+
+    /// The largest reply or `top` push, in bytes: a `top` list that would be
+    /// larger holds the first rooms that fit and says `"truncated":true`; any
+    /// other reply that would be larger is a BAD_REQUEST error.
+    #[arg(long, env = "VIOLET_MAX_REPLY_BYTES", default_value_t = 1 << 20)]
+    pub max_reply_bytes: usize,
+
     /// Milliseconds between pings to each client.
     #[arg(long, env = "VIOLET_PING_INTERVAL_MS", default_value_t = 10_000)]
     pub ping_interval_ms: u64,
@@ -190,6 +213,10 @@ impl Cli {
                 strikes: self.rate_strikes,
             },
             max_connections: self.max_connections.max(1),
+            max_pending_connections: self.max_pending_connections.max(1),
+            handshake_timeout: Duration::from_millis(self.handshake_timeout_ms.max(1)),
+            max_queue_bytes: self.max_queue_bytes.max(1),
+            max_reply_bytes: self.max_reply_bytes.max(1),
             ping_interval: Duration::from_millis(self.ping_interval_ms.max(1)),
             pong_timeout: Duration::from_millis(self.pong_timeout_ms.max(1)),
             redis_timeout: Duration::from_millis(self.redis_timeout_ms.max(1)),
@@ -221,6 +248,14 @@ pub struct Config {
     pub max_frame_bytes: usize,
     pub rate: RateLimit,
     pub max_connections: usize,
+    /// TCP connections not yet upgraded, at most.
+    pub max_pending_connections: usize,
+    /// How long a connection has to send a complete HTTP request head.
+    pub handshake_timeout: Duration,
+    /// Bytes of pushes waiting for one client before it counts as too slow.
+    pub max_queue_bytes: usize,
+    /// The largest reply or `top` push.
+    pub max_reply_bytes: usize,
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
     pub redis_timeout: Duration,
@@ -248,6 +283,10 @@ impl Default for Config {
                 strikes: 50,
             },
             max_connections: 10_000,
+            max_pending_connections: 1024,
+            handshake_timeout: Duration::from_secs(5),
+            max_queue_bytes: 1 << 20,
+            max_reply_bytes: 1 << 20,
             ping_interval: Duration::from_secs(10),
             pong_timeout: Duration::from_secs(30),
             redis_timeout: Duration::from_secs(2),
@@ -328,5 +367,13 @@ mod tests {
         let config = cli.config("redis://x/".into());
         assert_eq!(config.namespace, "watch-party");
         assert_eq!(config.max_frame_bytes, 65536);
+        let defaults = Config::default();
+        assert_eq!(config.max_queue_bytes, defaults.max_queue_bytes);
+        assert_eq!(config.max_reply_bytes, defaults.max_reply_bytes);
+        assert_eq!(config.handshake_timeout, defaults.handshake_timeout);
+        assert_eq!(
+            config.max_pending_connections,
+            defaults.max_pending_connections
+        );
     }
 }

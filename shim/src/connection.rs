@@ -6,6 +6,7 @@
 //! order, each with exactly one `VIOLET.*` command. However the loop ends, the
 //! socket leaves its room.
 
+use crate::outbox::{outbox, Inbox, Next};
 use crate::protocol::{self, detail_fields, ErrorCode, Frame, Incoming, Request, ShimError};
 use crate::ratelimit::{TokenBucket, Verdict};
 use crate::server::Shared;
@@ -14,8 +15,9 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
+use tokio::sync::{broadcast, OwnedSemaphorePermit};
 use tokio::time::{timeout, Instant};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use violet_contract::limits::TOP_DEFAULT;
 
@@ -35,7 +37,7 @@ enum End {
     TooBig(usize),
     /// Past the rate limit, again and again.
     Flooding,
-    /// Could not keep up with its pushes.
+    /// Could not keep up with its pushes (or took too long to take a frame).
     TooSlow,
     /// The shim is stopping.
     Shutdown,
@@ -74,7 +76,7 @@ type Stream = SplitStream<WebSocket>;
 pub(crate) async fn serve(ws: WebSocket, shared: Arc<Shared>, permit: OwnedSemaphorePermit) {
     let socket_id = shared.next_socket_id();
     let shutdown = shared.notify_shutdown.subscribe();
-    let (pushes_tx, pushes) = mpsc::channel(shared.config.push_buffer.max(1));
+    let (pushes_tx, pushes) = outbox(shared.config.push_buffer, shared.config.max_queue_bytes);
     shared.hub.register(&socket_id, pushes_tx);
     shared.metrics.connection_opened();
     debug!(socket = %socket_id, "connected");
@@ -82,11 +84,15 @@ pub(crate) async fn serve(ws: WebSocket, shared: Arc<Shared>, permit: OwnedSemap
     let (sink, stream) = ws.split();
     let mut connection = Connection {
         bucket: TokenBucket::new(shared.config.rate, std::time::Instant::now()),
+        dropped: pushes.dropped(),
         socket_id,
         shared,
         sink,
     };
     let (end, stream) = connection.run(stream, pushes, shutdown).await;
+    if end == End::TooSlow {
+        connection.shared.metrics.slow_client();
+    }
     connection.close(end, stream).await;
     connection.leave().await;
     connection.shared.metrics.connection_closed();
@@ -98,13 +104,15 @@ struct Connection {
     shared: Arc<Shared>,
     sink: Sink,
     bucket: TokenBucket,
+    /// Cancelled when the hub finds the client too slow for its pushes.
+    dropped: CancellationToken,
 }
 
 impl Connection {
     async fn run(
         &mut self,
         mut stream: Stream,
-        mut pushes: mpsc::Receiver<Utf8Bytes>,
+        mut pushes: Inbox,
         mut shutdown: broadcast::Receiver<()>,
     ) -> (End, Stream) {
         if self.shared.is_shutting_down() {
@@ -130,8 +138,10 @@ impl Connection {
                     Some(Err(error)) => Err(self.on_error(error)),
                     None => Err(End::Gone),
                 },
-                push = pushes.recv() => match push {
-                    Some(text) => self.send(text).await,
+                next = pushes.next() => match next {
+                    // The push keeps its share of the queue's bytes until sent.
+                    Some(Next::Push(push)) => self.send(push.text.clone()).await,
+                    Some(Next::Top(text)) => self.send(text).await,
                     None => Err(End::TooSlow),
                 },
                 _ = ping.tick() => {
@@ -167,7 +177,7 @@ impl Connection {
                     Ok(request) => self.respond(request).await.unwrap_or_else(Frame::from),
                     Err(error) => Frame::from(error),
                 };
-                self.reply(&reply, reference.as_ref()).await
+                self.reply(reply, reference.as_ref()).await
             }
             Message::Binary(data) => {
                 self.shared.metrics.message_in();
@@ -179,7 +189,7 @@ impl Connection {
                 }
                 let error =
                     ShimError::bad_request("binary frames are not supported; send JSON text");
-                self.reply(&error.into(), None).await
+                self.reply(error.into(), None).await
             }
             Message::Close(_) => Err(End::ClientClosed),
             Message::Ping(_) | Message::Pong(_) => Ok(()),
@@ -195,7 +205,7 @@ impl Connection {
                     ErrorCode::RateLimited,
                     "too many messages; slow down or the connection will be closed",
                 );
-                self.reply(&error.into(), None).await?;
+                self.reply(error.into(), None).await?;
                 Ok(true)
             }
             Verdict::Close => Err(End::Flooding),
@@ -229,9 +239,7 @@ impl Connection {
                 hub.set_room(me, None);
                 Frame::RoomLeft { room_id }
             }
-            Request::Top { count, offset } => Frame::Top {
-                rooms: violet.top(count, offset).await?,
-            },
+            Request::Top { count, offset } => Frame::top(violet.top(count, offset).await?),
             Request::Room { room_id } => Frame::Room {
                 room: violet.room(&room_id).await?,
             },
@@ -256,7 +264,7 @@ impl Connection {
                 let count = count.unwrap_or(TOP_DEFAULT);
                 let rooms = violet.top(Some(count), None).await?;
                 hub.watch_top(me, Some(count));
-                Frame::Top { rooms }
+                Frame::top(rooms)
             }
             Request::UnwatchTop {} => {
                 hub.watch_top(me, None);
@@ -296,15 +304,18 @@ impl Connection {
         }
     }
 
+    /// Sends a reply, within `--max-reply-bytes` (see [`Frame::to_text_within`]).
     async fn reply(
         &mut self,
-        frame: &Frame,
+        frame: Frame,
         reference: Option<&serde_json::Value>,
     ) -> Result<(), End> {
-        if let Frame::Error { code, .. } = frame {
-            self.shared.metrics.error(*code);
+        let max = self.shared.config.max_reply_bytes;
+        let (text, error) = frame.to_text_within(reference, max);
+        if let Some(code) = error {
+            self.shared.metrics.error(code);
         }
-        self.send(frame.to_text(reference).into()).await
+        self.send(text.into()).await
     }
 
     async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
@@ -313,12 +324,18 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends a frame; a client that does not take it within the pong timeout
-    /// is gone.
+    /// Sends a frame. A client that does not take it within the pong
+    /// timeout, or that falls too far behind its pushes meanwhile, is too
+    /// slow.
     async fn send_message(&mut self, message: Message) -> Result<(), End> {
-        match timeout(self.shared.config.pong_timeout, self.sink.send(message)).await {
+        let sent = tokio::select! {
+            sent = timeout(self.shared.config.pong_timeout, self.sink.send(message)) => sent,
+            () = self.dropped.cancelled() => return Err(End::TooSlow),
+        };
+        match sent {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) | Err(_) => Err(End::Gone),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::TooSlow),
         }
     }
 

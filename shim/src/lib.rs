@@ -11,12 +11,16 @@
 //! - `main.rs`: the binary; parses the command line and calls [`launch`].
 //! - [`config`]: the command line, the `VIOLET_*` environment and [`Config`].
 //! - [`server`]: [`run`] and [`launch`], which start, wire and stop everything.
+//! - [`accept`] (private): the listener; HTTP/1.1 on each TCP connection until
+//!   it upgrades, with the pending-connection bound and the handshake timeout.
 //! - [`routes`] (private): the HTTP routes, the origin check and the connection limit.
 //! - [`connection`] (private): one WebSocket's loop, from welcome to goodbye.
 //! - [`protocol`]: the JSON frames, requests and replies, and the error codes.
 //!   Its documentation is the protocol's reference.
 //! - [`registry`]: the [`registry::Hub`] of this shim's connections, which
 //!   turns the module's events into pushes.
+//! - [`outbox`]: each connection's pushes waiting to be sent, bounded in
+//!   frames and bytes.
 //! - [`tasks`]: the background tasks (the events subscription, the lobby
 //!   watcher).
 //! - [`redis`]: the Violet client, one method per command.
@@ -28,11 +32,13 @@
 //! What the shim and the module agree on (key layout, events, error codes,
 //! limits) is in the `violet_contract` crate.
 
+mod accept;
 pub mod config;
 mod connection;
 pub mod embedded;
 pub mod logging;
 pub mod metrics;
+pub mod outbox;
 pub mod protocol;
 pub mod ratelimit;
 pub mod redis;

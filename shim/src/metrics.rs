@@ -19,6 +19,8 @@ pub struct Metrics {
     connections_open: AtomicI64,
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
+    connections_pending: AtomicI64,
+    accept_errors: AtomicU64,
     messages_in: AtomicU64,
     messages_out: AtomicU64,
     errors: [AtomicU64; ErrorCode::ALL.len()],
@@ -44,6 +46,21 @@ impl Metrics {
     /// An upgrade was refused (origin, connection limit).
     pub fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Relaxed);
+    }
+
+    /// A TCP connection was accepted; it is pending until it upgrades or ends.
+    pub fn pending_opened(&self) {
+        self.connections_pending.fetch_add(1, Relaxed);
+    }
+
+    /// A pending TCP connection upgraded or ended.
+    pub fn pending_closed(&self) {
+        self.connections_pending.fetch_sub(1, Relaxed);
+    }
+
+    /// Accepting a TCP connection failed (out of file descriptors, say).
+    pub fn accept_error(&self) {
+        self.accept_errors.fetch_add(1, Relaxed);
     }
 
     /// A frame came in from a client.
@@ -115,6 +132,18 @@ impl Metrics {
             "counter",
             "WebSocket upgrades refused (origin, connection limit).",
             self.connections_refused.load(Relaxed).to_string(),
+        );
+        metric(
+            "violet_connections_pending",
+            "gauge",
+            "TCP connections accepted and not yet upgraded to WebSockets.",
+            self.connections_pending.load(Relaxed).to_string(),
+        );
+        metric(
+            "violet_accept_errors_total",
+            "counter",
+            "Failed accepts (such as running out of file descriptors).",
+            self.accept_errors.load(Relaxed).to_string(),
         );
         metric(
             "violet_messages_in_total",

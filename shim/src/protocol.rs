@@ -30,7 +30,7 @@
 //! | `{"kind":"room-created","details":{...},"room_id"?:"..."}` | `VIOLET.CREATE` | `{"kind":"room-created","room_id":"..."}` |
 //! | `{"kind":"room-joined","room_id":"..."}` | `VIOLET.JOIN` | `{"kind":"room-joined","room_id":"...","prev_room_id":"..."\|null,"viewers":n}` |
 //! | `{"kind":"room-left"}` | `VIOLET.LEAVE` | `{"kind":"room-left","room_id":"..."\|null}` |
-//! | `{"kind":"top","count"?:n,"offset"?:k}` | `VIOLET.TOP` | `{"kind":"top","rooms":[room, ...]}` |
+//! | `{"kind":"top","count"?:n,"offset"?:k}` | `VIOLET.TOP` | `{"kind":"top","rooms":[room, ...],"truncated"?:true}` |
 //! | `{"kind":"room","room_id":"..."}` | `VIOLET.ROOM` | `{"kind":"room","room":room\|null}` |
 //! | `{"kind":"members","room_id":"...","cursor"?:"...","count"?:n}` | `VIOLET.MEMBERS` | `{"kind":"members","room_id":"...","members":["...", ...],"cursor":"..."\|null}` |
 //! | `{"kind":"room-message","data":any}` | `VIOLET.SAY` | `{"kind":"room-message","room_id":"..."}` |
@@ -57,7 +57,11 @@
 //! - `room-left`: `room_id` is the room left, or `null` if the socket was in
 //!   none. The last socket out destroys the room.
 //! - `top` lists public rooms by viewers, most first (`count` defaults to 10,
-//!   at most 1000; `offset` defaults to 0).
+//!   at most 1000; `offset` defaults to 0). A reply holds at most
+//!   `--max-reply-bytes` (1 MiB by default): when the rooms asked for would
+//!   not fit, it holds the first ones that do and says `"truncated":true`;
+//!   `offset` reaches the rest. (Any other reply that would not fit is a
+//!   `BAD_REQUEST` error saying so.)
 //! - `members` lists a room's sockets a page at a time (`count` about 100
 //!   by default, at most 1000), in no order: `cursor` in the reply is where
 //!   the next page starts (send it back as `cursor`), `null` after the last
@@ -67,7 +71,9 @@
 //!   socket is in no room. `data` is at most 64 KiB once written as JSON.
 //! - `watch-top` replies with a `top` frame at once, then pushes a fresh `top`
 //!   frame at most once per second while rooms change. Sending it again
-//!   changes the count; `unwatch-top` stops the pushes.
+//!   changes the count; `unwatch-top` stops the pushes. A newer `top` push
+//!   replaces one not yet sent, so a slow reader gets the newest list rather
+//!   than a backlog.
 //!
 //! ## Pushes
 //!
@@ -112,7 +118,9 @@
 //!
 //! - a frame larger than `--max-frame-bytes` closes it with code 1009;
 //! - a client that keeps sending past its rate limit is closed with code 1008;
-//! - a client that cannot keep up with its pushes is closed with code 1008;
+//! - a client that falls more than `--max-queue-bytes` (1 MiB by default)
+//!   behind its pushes, or does not take a frame within the pong timeout, is
+//!   closed with code 1008 ("too slow");
 //! - when the shim stops, every client gets a close frame with code 1001.
 //!
 //! The shim pings every connection (every 10 s by default) and drops one that
@@ -334,6 +342,9 @@ pub enum Frame {
     },
     Top {
         rooms: Vec<RoomInfo>,
+        /// Rooms were left out to keep the frame within the reply limit.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
     },
     Room {
         room: Option<RoomInfo>,
@@ -393,6 +404,72 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// A `top` frame of `rooms`, not truncated.
+    pub fn top(rooms: Vec<RoomInfo>) -> Self {
+        Frame::Top {
+            rooms,
+            truncated: false,
+        }
+    }
+
+    /// The frame as JSON text of at most `max_bytes` bytes, with `ref` added
+    /// when there is one, and the code of the error it is, if it is one. A
+    /// `top` frame that would be larger keeps the first rooms that fit and
+    /// says `"truncated":true`; any other frame that would be larger becomes
+    /// a `BAD_REQUEST` error saying so.
+    pub fn to_text_within(
+        self,
+        reference: Option<&Value>,
+        max_bytes: usize,
+    ) -> (String, Option<ErrorCode>) {
+        let code = match &self {
+            Frame::Top { rooms, .. } => return (top_text(rooms, reference, max_bytes), None),
+            Frame::Error { code, .. } => Some(*code),
+            _ => None,
+        };
+        let text = self.to_text(reference);
+        if text.len() <= max_bytes {
+            return (text, code);
+        }
+        let error = ShimError::bad_request(format!(
+            "the reply would be {} bytes, over the shim's limit of {max_bytes}",
+            text.len()
+        ));
+        (
+            Frame::from(error).to_text(reference),
+            Some(ErrorCode::BadRequest),
+        )
+    }
+}
+
+/// A `top` frame of the first of `rooms` that fit in `max_bytes`, as text,
+/// with `ref` added when there is one; `"truncated":true` when some did not.
+pub fn top_text(rooms: &[RoomInfo], reference: Option<&Value>, max_bytes: usize) -> String {
+    let envelope = Frame::Top {
+        rooms: Vec::new(),
+        truncated: true,
+    }
+    .to_text(reference)
+    .len();
+    let mut size = envelope;
+    let mut fit = 0;
+    for room in rooms {
+        // The room and the comma before it (one byte too many for the first).
+        let room_size = serde_json::to_string(room).map_or(usize::MAX, |t| t.len());
+        size = size.saturating_add(room_size).saturating_add(1);
+        if size > max_bytes {
+            break;
+        }
+        fit += 1;
+    }
+    Frame::Top {
+        rooms: rooms[..fit].to_vec(),
+        truncated: fit < rooms.len(),
+    }
+    .to_text(reference)
+}
+
 impl From<ShimError> for Frame {
     fn from(error: ShimError) -> Self {
         Frame::Error {
@@ -446,6 +523,59 @@ mod tests {
         assert_eq!(fields.len(), 3);
         let bad = json!({"a": [1]});
         assert!(detail_fields(bad.as_object().unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_top_frame_too_large_keeps_the_first_rooms_that_fit() {
+        let room = |i: usize| RoomInfo {
+            room_id: format!("r{i}"),
+            viewers: 1,
+            details: BTreeMap::from([("title".to_owned(), "x".repeat(100))]),
+        };
+        let rooms: Vec<RoomInfo> = (0..50).map(room).collect();
+        let reference = json!({"n": 1});
+        let (all, error) = Frame::top(rooms.clone()).to_text_within(Some(&reference), 1 << 20);
+        assert_eq!(error, None);
+        assert!(!all.contains("truncated"));
+        let limit = all.len() / 2;
+        let (cut, error) = Frame::top(rooms.clone()).to_text_within(Some(&reference), limit);
+        assert_eq!(error, None);
+        assert!(cut.len() <= limit, "{} > {limit}", cut.len());
+        let value: Value = serde_json::from_str(&cut).unwrap();
+        assert_eq!(value["truncated"], true);
+        assert_eq!(value["ref"], reference);
+        let kept = value["rooms"].as_array().unwrap();
+        let expected: Vec<Value> = rooms[..kept.len()]
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect();
+        assert_eq!(kept, &expected, "the first rooms, in order");
+        let next = serde_json::to_string(&rooms[kept.len()]).unwrap();
+        assert!(
+            cut.len() + next.len() + 1 > limit,
+            "one more room would fit"
+        );
+
+        let (none, _) = Frame::top(rooms).to_text_within(None, 10);
+        assert_eq!(none, r#"{"kind":"top","rooms":[],"truncated":true}"#);
+    }
+
+    #[test]
+    fn other_replies_too_large_become_errors() {
+        let members = Frame::Members {
+            room_id: "r".to_owned(),
+            members: vec!["s".repeat(100); 100],
+            cursor: None,
+        };
+        let (text, error) = members.clone().to_text_within(None, 1 << 20);
+        assert_eq!(error, None);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["kind"], "members");
+        let (text, error) = members.to_text_within(Some(&json!(7)), 1000);
+        assert_eq!(error, Some(ErrorCode::BadRequest));
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["ref"], 7);
+        assert!(value["message"].as_str().unwrap().contains("limit of 1000"));
     }
 
     #[test]

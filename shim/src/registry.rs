@@ -7,16 +7,17 @@
 //! into pushes to the local members of the room concerned.
 
 use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Refused};
 use crate::protocol::Frame;
 use axum::extract::ws::Utf8Bytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tracing::warn;
 use violet_contract::events::{Event, Reason};
 
 struct Local {
-    pushes: mpsc::Sender<Utf8Bytes>,
+    pushes: Outbox,
     room: Option<String>,
     /// Bumped at every change of `room`, so that a reconciliation that read
     /// Redis before a change does not undo it.
@@ -104,7 +105,7 @@ impl Hub {
     }
 
     /// Adds a connection; its pushes go to `pushes`.
-    pub fn register(&self, socket: &str, pushes: mpsc::Sender<Utf8Bytes>) {
+    pub fn register(&self, socket: &str, pushes: Outbox) {
         self.state().sockets.insert(
             socket.to_owned(),
             Local {
@@ -174,8 +175,12 @@ impl Hub {
     }
 
     /// Starts (`Some(count)`) or stops (`None`) `top` pushes to `socket`.
+    /// A `top` push not yet sent for another count is forgotten.
     pub fn watch_top(&self, socket: &str, count: Option<u64>) {
         if let Some(local) = self.state().sockets.get_mut(socket) {
+            if local.watch_top != count {
+                local.pushes.set_top(None);
+            }
             local.watch_top = count;
         }
     }
@@ -192,15 +197,17 @@ impl Hub {
     }
 
     /// Pushes a `top` frame of `count` rooms to those of `sockets` that still
-    /// watch `count` rooms.
+    /// watch `count` rooms. It replaces a `top` push they have not been sent
+    /// yet, so a watcher never has more than one waiting.
     pub(crate) fn push_top(&self, count: u64, sockets: &[String], text: &Utf8Bytes) {
-        let mut state = self.state();
-        let watching: Vec<String> = sockets
-            .iter()
-            .filter(|s| state.sockets.get(*s).and_then(|l| l.watch_top) == Some(count))
-            .cloned()
-            .collect();
-        self.push(&mut state, &watching, text);
+        let state = self.state();
+        for socket in sockets {
+            if let Some(local) = state.sockets.get(socket) {
+                if local.watch_top == Some(count) {
+                    local.pushes.set_top(Some(text.clone()));
+                }
+            }
+        }
     }
 
     /// Applies one event: updates where this shim's sockets are and pushes
@@ -296,16 +303,16 @@ impl Hub {
         self.push(state, &members, &text);
     }
 
-    /// Queues `text` for each of `sockets`. A client whose queue is full is
-    /// too slow: it is dropped from the hub, which closes its connection.
+    /// Queues `text` for each of `sockets`. A client whose queue is full
+    /// (in frames or in bytes) is too slow: it is dropped from the hub, and
+    /// its connection closes.
     fn push(&self, state: &mut State, sockets: &[String], text: &Utf8Bytes) {
         for socket in sockets {
             let Some(local) = state.sockets.get(socket) else {
                 continue;
             };
-            if let Err(mpsc::error::TrySendError::Full(_)) = local.pushes.try_send(text.clone()) {
+            if let Err(Refused::TooSlow) = local.pushes.push(text) {
                 warn!(socket = %socket, "client too slow for its pushes; closing it");
-                self.metrics.slow_client();
                 state.remove(socket);
             }
         }
@@ -315,23 +322,26 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::{outbox, Next};
 
     fn hub() -> Hub {
         Hub::new(Arc::new(Metrics::default()))
     }
 
-    #[test]
-    fn events_move_local_sockets() {
+    #[tokio::test]
+    async fn events_move_local_sockets() {
         let hub = hub();
-        let (tx, mut rx) = mpsc::channel(8);
+        let (tx, mut rx) = outbox(8, 1 << 20);
         hub.register("a:1", tx);
         let joined: Event =
             serde_json::from_str(r#"{"event":"joined","room":"r","socket":"a:1","viewers":2}"#)
                 .unwrap();
         hub.apply(joined);
         assert_eq!(hub.room_of("a:1").as_deref(), Some("r"));
-        let push = rx.try_recv().unwrap();
-        assert!(push.contains(r#""kind":"member-joined""#));
+        let Some(Next::Push(push)) = rx.next().await else {
+            panic!("a push");
+        };
+        assert!(push.text.contains(r#""kind":"member-joined""#));
         hub.apply(Event::Left {
             room: "other".into(),
             socket: "a:1".into(),
@@ -350,19 +360,23 @@ mod tests {
             reason: Reason::Expired,
         });
         assert_eq!(hub.room_of("a:1"), None);
-        let pushes: Vec<Utf8Bytes> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
-        assert!(
-            pushes.last().unwrap().contains(r#""reason":"expired""#),
-            "{pushes:?}"
-        );
+        // The stale left and the real one both reach the socket itself.
+        let mut last = String::new();
+        for _ in 0..2 {
+            let Some(Next::Push(push)) = rx.next().await else {
+                panic!("a member-left push");
+            };
+            last = push.text.to_string();
+        }
+        assert!(last.contains(r#""reason":"expired""#), "{last}");
         let unknown: Event = serde_json::from_str(r#"{"event":"reaped","room":"r"}"#).unwrap();
         assert_eq!(unknown, Event::Other);
     }
 
-    #[test]
-    fn forgetting_a_lost_room_tells_the_client_unless_it_moved_since() {
+    #[tokio::test]
+    async fn forgetting_a_lost_room_tells_the_client_unless_it_moved_since() {
         let hub = hub();
-        let (tx, mut rx) = mpsc::channel(8);
+        let (tx, mut rx) = outbox(8, 1 << 20);
         hub.register("a:1", tx);
         hub.set_room("a:1", Some("r"));
         let stale = hub.beliefs().pop().unwrap();
@@ -372,15 +386,18 @@ mod tests {
         let fresh = hub.beliefs().pop().unwrap();
         assert!(hub.forget(&fresh, 3));
         assert_eq!(hub.room_of("a:1"), None);
-        let push = rx.try_recv().unwrap();
-        assert!(push.contains(r#""reason":"lost""#), "{push}");
-        assert!(push.contains(r#""room_id":"s""#), "{push}");
+        let Some(Next::Push(push)) = rx.next().await else {
+            panic!("a member-left push");
+        };
+        assert!(push.text.contains(r#""reason":"lost""#), "{}", push.text);
+        assert!(push.text.contains(r#""room_id":"s""#), "{}", push.text);
     }
 
-    #[test]
-    fn a_full_queue_drops_the_client() {
+    #[tokio::test]
+    async fn a_full_queue_drops_the_client() {
         let hub = hub();
-        let (tx, mut rx) = mpsc::channel(1);
+        // Room for one message push in bytes, plenty in frames.
+        let (tx, mut rx) = outbox(1024, 80);
         hub.register("a:1", tx);
         hub.set_room("a:1", Some("r"));
         for _ in 0..2 {
@@ -390,10 +407,7 @@ mod tests {
                 data: "1".into(),
             });
         }
-        assert!(rx.try_recv().is_ok());
-        assert!(matches!(
-            rx.try_recv(),
-            Err(mpsc::error::TryRecvError::Disconnected)
-        ));
+        assert!(rx.next().await.is_none(), "dropped as too slow");
+        assert_eq!(hub.room_of("a:1"), None, "and out of the hub");
     }
 }

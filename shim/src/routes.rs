@@ -17,6 +17,11 @@ use tracing::debug;
 /// refused with a close frame; larger ones are cut off while being read.
 const HARD_LIMIT_FACTOR: usize = 4;
 
+/// Bytes the WebSocket buffers before writing to the socket (tungstenite's
+/// default). Each frame is flushed before the next, so the buffer holds at
+/// most one frame besides.
+const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+
 /// The shim's routes: WebSockets at `/` and `/ws`, the page at `/`, health and
 /// metrics.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -84,9 +89,21 @@ fn accept(shared: Arc<Shared>, upgrade: WebSocketUpgrade, headers: &HeaderMap) -
         .max_frame_bytes
         .saturating_mul(HARD_LIMIT_FACTOR)
         .max(shared.config.max_frame_bytes.saturating_add(16 * 1024));
+    // The largest frame the shim writes: a reply or a `top` push (at most
+    // --max-reply-bytes), or a queued push (at most --max-queue-bytes).
+    let largest_out = shared
+        .config
+        .max_reply_bytes
+        .max(shared.config.max_queue_bytes);
     upgrade
         .max_frame_size(hard_limit)
         .max_message_size(hard_limit)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(
+            WRITE_BUFFER_BYTES
+                .saturating_add(largest_out)
+                .saturating_add(16 * 1024),
+        )
         .on_upgrade(move |socket| connection::serve(socket, shared, permit))
 }
 

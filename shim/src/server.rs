@@ -7,6 +7,7 @@
 //! adds what the binary needs around it: the embedded Redis and the listener.
 //! Shutdown is a broadcast channel that every task and connection listens to.
 
+use crate::accept::{self, PendingLimits};
 use crate::config::{Cli, Config, RedisTarget};
 use crate::embedded;
 use crate::metrics::Metrics;
@@ -87,10 +88,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     );
 
     let background = Background::start(
-        client,
-        &config.namespace,
+        &config,
         &shim_id,
-        config.lease,
+        client,
         violet.clone(),
         hub.clone(),
         &notify_shutdown,
@@ -111,11 +111,21 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         _done: done_tx,
     });
     let app = routes::router(shared.clone());
-    let mut stop_accepting = notify_shutdown.subscribe();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_accepting.recv().await;
+    let limits = PendingLimits {
+        max_pending: shared.config.max_pending_connections,
+        handshake_timeout: shared.config.handshake_timeout,
+    };
+    let server = accept::serve(
+        listener,
+        app,
+        limits,
+        shared.metrics.clone(),
+        notify_shutdown.subscribe(),
+    );
+    let mut server = tokio::spawn(async move {
+        server.await;
+        io::Result::Ok(())
     });
-    let mut server = tokio::spawn(async move { server.await });
 
     let served = tokio::select! {
         _ = shutdown => None,
@@ -168,6 +178,7 @@ pub async fn launch(cli: Cli, shutdown: impl Future) -> io::Result<()> {
         }
     };
     let config = cli.config(redis_url);
+    raise_file_limit(&config);
     let address = std::net::SocketAddr::new(cli.bind, cli.listen_port());
     let result = match TcpListener::bind(address).await {
         Ok(listener) => run(listener, config, shutdown).await,
@@ -184,6 +195,24 @@ pub async fn launch(cli: Cli, shutdown: impl Future) -> io::Result<()> {
         }
     }
     result
+}
+
+/// Raises the soft limit on open files as far as the hard limit allows (as
+/// Go programs do), and warns when it is still too low for the connection
+/// limits: past it accepts fail (and are retried) instead of being refused.
+fn raise_file_limit(config: &Config) {
+    let wanted = config.max_connections + config.max_pending_connections + 64;
+    let wanted = u64::try_from(wanted).unwrap_or(u64::MAX);
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(limit) if limit < wanted => warn!(
+            limit,
+            wanted,
+            "the open-file limit is below --max-connections plus --max-pending-connections; \
+             raise `ulimit -n` or lower them"
+        ),
+        Ok(_) => {}
+        Err(error) => warn!(%error, "could not read or raise the open-file limit"),
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

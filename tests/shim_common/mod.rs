@@ -152,6 +152,26 @@ impl Client {
         Self::welcome(ws).await
     }
 
+    /// Connects with a small TCP receive buffer, so that a client that
+    /// stops reading soon leaves the shim's frames waiting on its side.
+    pub async fn connect_with_small_receive_buffer(url: &str) -> Self {
+        let request = url.into_client_request().expect("request");
+        let host = request.uri().host().expect("host").to_owned();
+        let port = request.uri().port_u16().expect("port");
+        let address: SocketAddr = format!("{host}:{port}").parse().expect("address");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(address).await.expect("TCP connect");
+        let (ws, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("connect in time")
+        .expect("connect");
+        Self::welcome(ws).await
+    }
+
     /// Connects with an `Origin` header; the HTTP error if refused.
     pub async fn connect_with_origin(
         url: &str,
@@ -384,6 +404,16 @@ pub async fn room_exists(redis: &RedisServer, room: &str) -> bool {
         .await
         .expect("VIOLET.ROOM");
     !matches!(found, redis::Value::Nil)
+}
+
+/// The value of a metric without labels in `GET /metrics`.
+pub async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let (status, body) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 /// A plain HTTP/1.1 GET on loopback: the status and the body.

@@ -1,7 +1,7 @@
 //! The lobby watcher: fresh `top` frames for the connections that asked for
 //! them with `watch-top`.
 
-use crate::protocol::Frame;
+use crate::protocol::top_text;
 use crate::redis::Violet;
 use crate::registry::Hub;
 use axum::extract::ws::Utf8Bytes;
@@ -14,18 +14,29 @@ use tracing::debug;
 pub const TOP_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Pushes `top` frames to watchers when rooms change, at most once per
-/// [`TOP_PUSH_INTERVAL`], with one `VIOLET.TOP` per distinct count.
-pub async fn watch_top(hub: Arc<Hub>, violet: Violet, mut shutdown: broadcast::Receiver<()>) {
+/// [`TOP_PUSH_INTERVAL`], with one `VIOLET.TOP` for the largest count asked
+/// for; each count gets the first rooms of it, within `max_reply_bytes`.
+pub async fn watch_top(
+    hub: Arc<Hub>,
+    violet: Violet,
+    max_reply_bytes: usize,
+    mut shutdown: broadcast::Receiver<()>,
+) {
     loop {
         tokio::select! {
             () = hub.top_changed.notified() => {}
             _ = shutdown.recv() => return,
         }
-        for (count, sockets) in hub.top_watchers() {
-            match violet.top(Some(count), None).await {
+        let watchers = hub.top_watchers();
+        if let Some(&largest) = watchers.keys().next_back() {
+            match violet.top(Some(largest), None).await {
                 Ok(rooms) => {
-                    let text = Utf8Bytes::from(Frame::Top { rooms }.to_text(None));
-                    hub.push_top(count, &sockets, &text);
+                    for (count, sockets) in watchers {
+                        let first =
+                            usize::try_from(count).map_or(rooms.len(), |c| c.min(rooms.len()));
+                        let text = top_text(&rooms[..first], None, max_reply_bytes);
+                        hub.push_top(count, &sockets, &Utf8Bytes::from(text));
+                    }
                 }
                 Err(error) => debug!(%error, "VIOLET.TOP for watchers failed"),
             }

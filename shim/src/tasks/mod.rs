@@ -15,11 +15,11 @@ pub mod lease;
 pub mod lobby;
 pub mod reconcile;
 
+use crate::config::Config;
 use crate::redis::Violet;
 use crate::registry::Hub;
 use reconcile::Reconciler;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use violet_contract::keys::events_channel;
@@ -30,17 +30,18 @@ pub struct Background {
 }
 
 impl Background {
-    /// Spawns every background task of the shim `node` serving `namespace`
-    /// with a lease of `lease`.
+    /// Spawns every background task of the shim `node` serving `config`
+    /// (its namespace, lease and reply limit).
     pub fn start(
-        client: redis::Client,
-        namespace: &str,
+        config: &Config,
         node: &str,
-        lease: Duration,
+        client: redis::Client,
         violet: Violet,
         hub: Arc<Hub>,
         shutdown: &broadcast::Sender<()>,
     ) -> Self {
+        let (namespace, lease, max_reply_bytes) =
+            (&config.namespace, config.lease, config.max_reply_bytes);
         let reconciler = Arc::new(Reconciler::new(
             violet.clone(),
             hub.clone(),
@@ -61,7 +62,12 @@ impl Background {
                 reconciler,
                 shutdown.subscribe(),
             )),
-            tokio::spawn(lobby::watch_top(hub, violet, shutdown.subscribe())),
+            tokio::spawn(lobby::watch_top(
+                hub,
+                violet,
+                max_reply_bytes,
+                shutdown.subscribe(),
+            )),
         ];
         Self { tasks }
     }
