@@ -12,7 +12,9 @@
 //! When the shim is started with `--allowed-origin`, an upgrade whose
 //! `Origin` header is not in that list is refused with HTTP 403 (requests
 //! without an `Origin`, which browsers always send, are not browsers and are
-//! let in). Past `--max-connections` open connections, upgrades get 503.
+//! let in). Past `--max-connections` open connections, upgrades get 503. A
+//! TCP connection that has not sent a complete request head within
+//! `--handshake-timeout-ms` (5 s by default) is closed.
 //!
 //! A socket id is `<shim-id>:<n>`: the shim id is 12 random hex characters
 //! chosen when the shim starts, so ids are unique across shims. Ids a client

@@ -1,9 +1,14 @@
 //! The Violet client: one method per `VIOLET.*` command the shim sends.
 //!
-//! Commands go through a [`ConnectionManager`], which reconnects by itself
+//! Commands go through [`ConnectionManager`]s, which reconnect by themselves
 //! after Redis restarts. Every call is bounded by the configured timeout; a
 //! Redis that cannot be reached makes the call fail with `UNAVAILABLE` at once
 //! instead of queueing requests.
+//!
+//! The reads whose replies can be large (`TOP`, `ROOM`, `MEMBERS`, the
+//! node's hash) travel on a connection of their own: one connection answers
+//! in order, and a large reply must never hold back the joins, leaves and
+//! messages queued behind it.
 
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, RoomInfo, ShimError};
@@ -36,7 +41,10 @@ type RawRoom = (String, u64, Vec<String>);
 /// A handle on the module's commands for one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Violet {
+    /// Changes and small reads.
     connection: ConnectionManager,
+    /// Reads whose replies can be large.
+    reads: ConnectionManager,
     namespace: String,
     timeout: Duration,
     metrics: Arc<Metrics>,
@@ -60,9 +68,11 @@ impl Violet {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
+        let reads = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Self {
             connection,
+            reads,
             namespace: namespace.to_owned(),
             timeout,
             metrics,
@@ -125,7 +135,7 @@ impl Violet {
         if let Some(offset) = offset {
             cmd.arg("OFFSET").arg(offset);
         }
-        let rooms: Vec<RawRoom> = self.call(&cmd).await?;
+        let rooms: Vec<RawRoom> = self.read(&cmd).await?;
         Ok(rooms.into_iter().map(room_info).collect())
     }
 
@@ -136,7 +146,7 @@ impl Violet {
     pub async fn room(&self, room: &str) -> Result<Option<RoomInfo>, ShimError> {
         let mut cmd = self.command("VIOLET.ROOM");
         cmd.arg(room);
-        let found: Option<RawRoom> = self.call(&cmd).await?;
+        let found: Option<RawRoom> = self.read(&cmd).await?;
         Ok(found.map(room_info))
     }
 
@@ -160,7 +170,7 @@ impl Violet {
         if let Some(count) = count {
             cmd.arg("COUNT").arg(count);
         }
-        let (next, members): (String, Vec<String>) = self.call(&cmd).await?;
+        let (next, members): (String, Vec<String>) = self.read(&cmd).await?;
         Ok(((next != "0").then_some(next), members))
     }
 
@@ -217,7 +227,7 @@ impl Violet {
         loop {
             let mut cmd = redis::cmd("HSCAN");
             cmd.arg(&key).arg(cursor).arg("COUNT").arg(NODE_PAGE);
-            let (next, page): (u64, Vec<(String, String)>) = self.call(&cmd).await?;
+            let (next, page): (u64, Vec<(String, String)>) = self.read(&cmd).await?;
             sockets.extend(page);
             if next == 0 {
                 return Ok(sockets);
@@ -245,7 +255,20 @@ impl Violet {
     }
 
     async fn call<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, ShimError> {
-        let mut connection = self.connection.clone();
+        self.call_on(&self.connection, cmd).await
+    }
+
+    /// [`Self::call`] on the connection for large reads.
+    async fn read<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, ShimError> {
+        self.call_on(&self.reads, cmd).await
+    }
+
+    async fn call_on<T: FromRedisValue>(
+        &self,
+        connection: &ConnectionManager,
+        cmd: &Cmd,
+    ) -> Result<T, ShimError> {
+        let mut connection = connection.clone();
         let started = Instant::now();
         let result =
             tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut connection)).await;
