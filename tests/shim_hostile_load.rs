@@ -28,12 +28,21 @@ const HOSTILE_EACH: usize = 125;
 /// Rooms with the largest details a room may have, for the big reads.
 const BIG_ROOMS: usize = 100;
 const RUN: Duration = Duration::from_secs(10);
-/// What an ordinary user waits between two messages: 4 a second, well under
-/// the rate limit.
-const PACE: Duration = Duration::from_millis(250);
+/// What an ordinary user waits between two messages: a chatty room of 10
+/// then carries 5 messages a second, each pushed to its 10 members.
+const PACE: Duration = Duration::from_millis(2000);
+/// The outgoing limits the shim runs with here: each connection's queued
+/// pushes, and one reply.
+const QUEUE_BYTES: u64 = 256 * 1024;
+const REPLY_BYTES: u64 = 256 * 1024;
+/// What one connection may hold on its way out, by README's Limits and
+/// abuse: its queue, one reply, and the WebSocket write buffer (the largest
+/// frame and 144 KiB).
+const PER_CONNECTION_KIB: u64 = (QUEUE_BYTES + 2 * REPLY_BYTES) / 1024 + 144;
 /// The shim's resident memory may not pass this, whatever the hostile
-/// clients do (documented in README, Limits and abuse).
-const RSS_BOUND_KIB: u64 = 512 * 1024;
+/// clients do: every hostile connection at its bound, plus 128 MiB for the
+/// ordinary ones and the shim itself.
+const RSS_BOUND_KIB: u64 = 4 * HOSTILE_EACH as u64 * PER_CONNECTION_KIB + 128 * 1024;
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
@@ -182,6 +191,10 @@ async fn hostile_clients_do_not_hurt_ordinary_ones() {
             NS,
             "--log",
             "warn",
+            "--max-queue-bytes",
+            &QUEUE_BYTES.to_string(),
+            "--max-reply-bytes",
+            &REPLY_BYTES.to_string(),
         ],
         &dir.path().join("shim.log"),
     );
@@ -267,14 +280,15 @@ async fn hostile_clients_do_not_hurt_ordinary_ones() {
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     eprintln!(
-        "hostile load: {} replies to ordinary users, p50 {:?}, p99 {:?}, max {:?}; {} pushes; shim RSS {} MiB idle, {} MiB peak",
+        "hostile load: {} replies to ordinary users, p50 {:?}, p99 {:?}, max {:?}; {} pushes; shim RSS {} MiB idle, {} MiB peak (bound {} MiB)",
         latencies.len(),
         at(0.5),
         at(0.99),
         latencies.last().unwrap(),
         seen.pushes.load(Ordering::Relaxed),
         idle_rss / 1024,
-        peak_rss / 1024
+        peak_rss / 1024,
+        RSS_BOUND_KIB / 1024
     );
 
     assert_eq!(

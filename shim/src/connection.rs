@@ -239,7 +239,10 @@ impl Connection {
                 hub.set_room(me, None);
                 Frame::RoomLeft { room_id }
             }
-            Request::Top { count, offset } => Frame::top(violet.top(count, offset).await?),
+            Request::Top { count, offset } => {
+                let top = self.shared.top.get(count, offset).await?;
+                protocol::top_within(top.rooms(), None, self.shared.config.max_reply_bytes)
+            }
             Request::Room { room_id } => Frame::Room {
                 room: violet.room(&room_id).await?,
             },
@@ -262,9 +265,9 @@ impl Connection {
             }
             Request::WatchTop { count } => {
                 let count = count.unwrap_or(TOP_DEFAULT);
-                let rooms = violet.top(Some(count), None).await?;
+                let top = self.shared.top.get(Some(count), None).await?;
                 hub.watch_top(me, Some(count));
-                Frame::top(rooms)
+                protocol::top_within(top.rooms(), None, self.shared.config.max_reply_bytes)
             }
             Request::UnwatchTop {} => {
                 hub.watch_top(me, None);
@@ -315,6 +318,7 @@ impl Connection {
         if let Some(code) = error {
             self.shared.metrics.error(code);
         }
+        self.bucket.charge_reply(text.len());
         self.send(text.into()).await
     }
 

@@ -23,6 +23,7 @@
 //!   frames and bytes.
 //! - [`tasks`]: the background tasks (the events subscription, the lobby
 //!   watcher).
+//! - [`top`]: the top rooms, one snapshot shared by every connection.
 //! - [`redis`]: the Violet client, one method per command.
 //! - [`ratelimit`]: the per-connection token bucket.
 //! - [`embedded`]: the `redis-server` the shim runs when given no Redis.
@@ -46,6 +47,7 @@ pub mod registry;
 mod routes;
 pub mod server;
 pub mod tasks;
+pub mod top;
 
 pub use config::{Cli, Config, RedisTarget};
 pub use logging::init_logging;

@@ -448,6 +448,12 @@ impl Frame {
 /// A `top` frame of the first of `rooms` that fit in `max_bytes`, as text,
 /// with `ref` added when there is one; `"truncated":true` when some did not.
 pub fn top_text(rooms: &[RoomInfo], reference: Option<&Value>, max_bytes: usize) -> String {
+    top_within(rooms, reference, max_bytes).to_text(reference)
+}
+
+/// A `top` frame of the first of `rooms` that fit in `max_bytes` with
+/// `reference`; only those are copied, however many `rooms` holds.
+pub fn top_within(rooms: &[RoomInfo], reference: Option<&Value>, max_bytes: usize) -> Frame {
     let envelope = Frame::Top {
         rooms: Vec::new(),
         truncated: true,
@@ -469,7 +475,6 @@ pub fn top_text(rooms: &[RoomInfo], reference: Option<&Value>, max_bytes: usize)
         rooms: rooms[..fit].to_vec(),
         truncated: fit < rooms.len(),
     }
-    .to_text(reference)
 }
 
 impl From<ShimError> for Frame {

@@ -1,8 +1,14 @@
 //! The per-connection rate limit: a token bucket, plus strikes for clients
-//! that keep pushing past it.
+//! that keep pushing past it. A frame costs one token, and a large reply
+//! costs more ([`REPLY_BYTES_PER_TOKEN`]): a client that asks the largest
+//! reads gets fewer of them, so that what it costs the shim stays bounded in
+//! bytes per second, not only in frames.
 
 use crate::config::RateLimit;
 use std::time::Instant;
+
+/// Each this many bytes of a reply cost the client one more token.
+pub const REPLY_BYTES_PER_TOKEN: usize = 16 * 1024;
 
 /// What the limiter says about one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +62,15 @@ impl TokenBucket {
             }
         }
     }
+
+    /// Charges a reply of `bytes` bytes: one token per
+    /// [`REPLY_BYTES_PER_TOKEN`]. The bucket may go below zero: the client
+    /// then waits that much longer before its next frame is taken.
+    pub fn charge_reply(&mut self, bytes: usize) {
+        let cost = (bytes / REPLY_BYTES_PER_TOKEN) as f64;
+        let burst = f64::from(self.limit.burst.max(1));
+        self.tokens = (self.tokens - cost).max(-burst);
+    }
 }
 
 #[cfg(test)]
@@ -80,5 +95,34 @@ mod tests {
             bucket.take(start);
         }
         assert_eq!(bucket.take(start + Duration::from_millis(100)), Allow);
+    }
+
+    #[test]
+    fn large_replies_cost_more_tokens() {
+        let limit = RateLimit {
+            per_sec: 10.0,
+            burst: 4,
+            strikes: 100,
+        };
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(limit, start);
+        assert_eq!(bucket.take(start), Verdict::Allow);
+        bucket.charge_reply(100);
+        assert_eq!(bucket.take(start), Verdict::Allow, "a small reply is free");
+        bucket.charge_reply(REPLY_BYTES_PER_TOKEN * 16);
+        assert_eq!(
+            bucket.take(start),
+            Verdict::Limit,
+            "a 1 MiB reply took the rest"
+        );
+        // Paid back at 10 tokens a second: the debt (4 tokens) plus one.
+        assert_eq!(
+            bucket.take(start + Duration::from_millis(300)),
+            Verdict::Limit
+        );
+        assert_eq!(
+            bucket.take(start + Duration::from_millis(600)),
+            Verdict::Allow
+        );
     }
 }

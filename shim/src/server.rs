@@ -15,6 +15,7 @@ use crate::redis::Violet;
 use crate::registry::Hub;
 use crate::routes;
 use crate::tasks::Background;
+use crate::top::TopRooms;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) violet: Violet,
     pub(crate) hub: Arc<Hub>,
+    /// The top rooms, read at most once a second for every connection.
+    pub(crate) top: Arc<TopRooms>,
     pub(crate) metrics: Arc<Metrics>,
     shim_id: String,
     next_socket: AtomicU64,
@@ -87,12 +90,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         "violet-shim listening"
     );
 
+    let top = Arc::new(TopRooms::new(violet.clone()));
     let background = Background::start(
         &config,
         &shim_id,
         client,
         violet.clone(),
-        hub.clone(),
+        (hub.clone(), top.clone()),
         &notify_shutdown,
     );
 
@@ -103,6 +107,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         config,
         violet: violet.clone(),
         hub,
+        top,
         metrics,
         shim_id: shim_id.clone(),
         next_socket: AtomicU64::new(0),

@@ -2,8 +2,8 @@
 //! them with `watch-top`.
 
 use crate::protocol::top_text;
-use crate::redis::Violet;
 use crate::registry::Hub;
+use crate::top::TopRooms;
 use axum::extract::ws::Utf8Bytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +14,12 @@ use tracing::debug;
 pub const TOP_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Pushes `top` frames to watchers when rooms change, at most once per
-/// [`TOP_PUSH_INTERVAL`], with one `VIOLET.TOP` for the largest count asked
-/// for; each count gets the first rooms of it, within `max_reply_bytes`.
+/// [`TOP_PUSH_INTERVAL`], from the shared snapshot ([`TopRooms`]) at the
+/// largest count asked for; each count gets the first rooms of it, within
+/// `max_reply_bytes`.
 pub async fn watch_top(
     hub: Arc<Hub>,
-    violet: Violet,
+    top: Arc<TopRooms>,
     max_reply_bytes: usize,
     mut shutdown: broadcast::Receiver<()>,
 ) {
@@ -29,8 +30,9 @@ pub async fn watch_top(
         }
         let watchers = hub.top_watchers();
         if let Some(&largest) = watchers.keys().next_back() {
-            match violet.top(Some(largest), None).await {
-                Ok(rooms) => {
+            match top.get(Some(largest), None).await {
+                Ok(top) => {
+                    let rooms = top.rooms();
                     for (count, sockets) in watchers {
                         let first =
                             usize::try_from(count).map_or(rooms.len(), |c| c.min(rooms.len()));

@@ -18,6 +18,7 @@ pub mod reconcile;
 use crate::config::Config;
 use crate::redis::Violet;
 use crate::registry::Hub;
+use crate::top::TopRooms;
 use reconcile::Reconciler;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -37,7 +38,7 @@ impl Background {
         node: &str,
         client: redis::Client,
         violet: Violet,
-        hub: Arc<Hub>,
+        (hub, top): (Arc<Hub>, Arc<TopRooms>),
         shutdown: &broadcast::Sender<()>,
     ) -> Self {
         let (namespace, lease, max_reply_bytes) =
@@ -64,7 +65,7 @@ impl Background {
             )),
             tokio::spawn(lobby::watch_top(
                 hub,
-                violet,
+                top,
                 max_reply_bytes,
                 shutdown.subscribe(),
             )),
