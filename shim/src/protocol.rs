@@ -426,7 +426,15 @@ impl Frame {
         max_bytes: usize,
     ) -> (String, Option<ErrorCode>) {
         let code = match &self {
-            Frame::Top { rooms, .. } => return (top_text(rooms, reference, max_bytes), None),
+            Frame::Top { rooms, truncated } => {
+                // A list cut before (to what fit without the `ref`) stays
+                // marked as cut.
+                let mut cut = top_within(rooms, reference, max_bytes);
+                if let Frame::Top { truncated: now, .. } = &mut cut {
+                    *now |= *truncated;
+                }
+                return (cut.to_text(reference), None);
+            }
             Frame::Error { code, .. } => Some(*code),
             _ => None,
         };
@@ -565,6 +573,22 @@ mod tests {
 
         let (none, _) = Frame::top(rooms).to_text_within(None, 10);
         assert_eq!(none, r#"{"kind":"top","rooms":[],"truncated":true}"#);
+    }
+
+    #[test]
+    fn a_top_list_cut_before_stays_marked_as_cut() {
+        let rooms = vec![RoomInfo {
+            room_id: "r".into(),
+            viewers: 1,
+            details: BTreeMap::new(),
+        }];
+        let cut = Frame::Top {
+            rooms,
+            truncated: true,
+        };
+        let (text, _) = cut.to_text_within(Some(&json!(1)), 1 << 20);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["truncated"], true, "{text}");
     }
 
     #[test]
