@@ -425,7 +425,7 @@ fn room_members_and_where_read_one_room_or_socket() {
     fx.refused(&["VIOLET.ROOM", NS, "bad id"], "ERR");
     fx.refused(&["VIOLET.MEMBERS", NS], "ERR");
     fx.refused(&["VIOLET.MEMBERS", NS, "r1", "COUNT", "0"], "ERR");
-    fx.refused(&["VIOLET.MEMBERS", NS, "r1", "COUNT", "1001"], "ERR");
+    fx.refused(&["VIOLET.MEMBERS", NS, "r1", "COUNT", "501"], "ERR");
     fx.refused(&["VIOLET.MEMBERS", NS, "r1", "CURSOR", "x"], "ERR");
     fx.refused(&["VIOLET.WHERE", NS, "a", "b"], "ERR");
 }
@@ -571,7 +571,19 @@ fn check_reads_the_namespace_not_the_keyspace() {
 #[test]
 fn errors_quote_input_of_any_script_as_utf8() {
     let mut fx = fixture();
-    for room in ["salle-été", "Ж", "房间", "🎬", "مرحبا", "नमस्ते"] {
+    // 一 (U+4E00) and 😀 (U+1F600) end in a zero byte: written one byte per
+    // character, as redis-module did, they became NUL and aborted Redis.
+    for room in [
+        "salle-été",
+        "Ж",
+        "房间",
+        "🎬",
+        "مرحبا",
+        "नमस्ते",
+        "一",
+        "😀",
+        "Ā",
+    ] {
         let message = fx.refused(&["VIOLET.JOIN", NS, "s1", room], "NOROOM");
         assert!(
             message.contains(&format!("\"{room}\"")),
@@ -638,12 +650,8 @@ fn members_of_a_big_room_come_in_bounded_pages() {
         first.len()
     );
     let (_, larger): (String, Vec<String>) =
-        ok(&mut fx.con, &["VIOLET.MEMBERS", NS, "big", "COUNT", "1000"]);
-    assert!(
-        larger.len() <= 1_100,
-        "at most about COUNT: {}",
-        larger.len()
-    );
+        ok(&mut fx.con, &["VIOLET.MEMBERS", NS, "big", "COUNT", "500"]);
+    assert!(larger.len() <= 600, "at most about COUNT: {}", larger.len());
     let all = support::all_members(&mut fx.con, NS, "big");
     assert_eq!(all.len(), 5_000, "the pages cover the room");
 }

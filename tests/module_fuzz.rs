@@ -65,7 +65,7 @@ fn random_arg(rng: &mut StdRng) -> Vec<u8> {
             let len = rng.random_range(0..40);
             (0..len).map(|_| rng.random()).collect()
         }
-        7 => "é\u{200B}房🎬\r\n\"\\".as_bytes().to_vec(),
+        7 => "é\u{200B}房🎬一😀\r\n\"\\".as_bytes().to_vec(),
         8 => vec![b'x'; rng.random_range(100..5_000)],
         _ => rng.random_range(0..100_000u64).to_string().into_bytes(),
     }

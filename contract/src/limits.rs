@@ -19,4 +19,4 @@ pub const TOP_MAX: u64 = 1000;
 pub const MEMBERS_PAGE_DEFAULT: u64 = 100;
 /// The most members one `VIOLET.MEMBERS` page asks for: a page costs Redis
 /// O(its size), never O(the room).
-pub const MEMBERS_PAGE_MAX: u64 = 1000;
+pub const MEMBERS_PAGE_MAX: u64 = 500;

@@ -307,7 +307,7 @@ commands! {
         deny_oom: false,
         arity: -3,
         summary: c"Returns a page of the sockets in a room and the cursor of the next page",
-        complexity: c"O(N) with N the page size (COUNT, 100 by default, at most 1000)",
+        complexity: c"O(N) with N the page size (COUNT, 100 by default, at most 500)",
         since: FIRST_VERSION,
         args: &[NAMESPACE, ROOM_ID, CURSOR, COUNT],
     };

@@ -65,7 +65,7 @@
 //!   `offset` reaches the rest. (Any other reply that would not fit is a
 //!   `BAD_REQUEST` error saying so.)
 //! - `members` lists a room's sockets a page at a time (`count` about 100
-//!   by default, at most 1000), in no order: `cursor` in the reply is where
+//!   by default, at most 500), in no order: `cursor` in the reply is where
 //!   the next page starts (send it back as `cursor`), `null` after the last
 //!   page. A page costs Redis O(its size), however large the room.
 //! - `room-message` sends `data` to every member of the sender's room, on every
