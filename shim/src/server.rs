@@ -30,7 +30,7 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) violet: Violet,
     pub(crate) hub: Arc<Hub>,
-    /// The top rooms, read at most once a second for every connection.
+    /// The top rooms, read from Redis about once a second for every connection.
     pub(crate) top: Arc<TopRooms>,
     pub(crate) metrics: Arc<Metrics>,
     shim_id: String,

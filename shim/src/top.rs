@@ -1,6 +1,7 @@
 //! The top rooms, shared by all of a shim's connections: one snapshot of the
-//! most popular rooms, read from Redis at most once per [`FRESH_FOR`] (and
-//! again at once only when a request reaches deeper than the snapshot),
+//! most popular rooms, read from Redis for requests at most once per
+//! [`FRESH_FOR`] (and again at once only when a request reaches deeper than
+//! the snapshot), and by the lobby at most as often for its pushes,
 //! whatever the number of clients asking. A `top` request, a `watch-top`
 //! and the lobby's pushes cost Redis nothing of their own, so no number of
 //! browsers asking for the largest list can stall Redis for the others.
@@ -63,6 +64,25 @@ impl TopRooms {
         count: Option<u64>,
         offset: Option<u64>,
     ) -> Result<TopSlice, ShimError> {
+        self.within(FRESH_FOR, count, offset).await
+    }
+
+    /// Like [`Self::get`], but read from Redis now: for the lobby, which
+    /// pushes changes (and runs at most once per [`FRESH_FOR`] itself).
+    ///
+    /// # Errors
+    /// As [`Self::get`].
+    pub async fn fresh(&self, count: Option<u64>) -> Result<TopSlice, ShimError> {
+        self.within(Duration::ZERO, count, None).await
+    }
+
+    /// From a snapshot younger than `max_age`, or a new one.
+    async fn within(
+        &self,
+        max_age: Duration,
+        count: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<TopSlice, ShimError> {
         let count = count.unwrap_or(TOP_DEFAULT);
         if count > TOP_MAX {
             return Err(ShimError::bad_request(format!(
@@ -75,7 +95,7 @@ impl TopRooms {
         // One reader at a time: requests that arrive while the snapshot is
         // read wait for it instead of reading it again.
         let mut snapshot = self.snapshot.lock().await;
-        let fresh = snapshot.as_ref().filter(|s| s.taken.elapsed() < FRESH_FOR);
+        let fresh = snapshot.as_ref().filter(|s| s.taken.elapsed() < max_age);
         let rooms = match fresh {
             Some(s) if s.depth >= depth => s.rooms.clone(),
             _ => {

@@ -372,26 +372,7 @@ pub async fn where_is(redis: &RedisServer, socket: &str) -> Option<String> {
 
 /// Every socket in the room, sorted (`VIOLET.MEMBERS` page by page).
 pub async fn members(redis: &RedisServer, room: &str) -> Vec<String> {
-    let mut con = redis_connection(redis).await;
-    let mut members = Vec::new();
-    let mut cursor = "0".to_owned();
-    loop {
-        let (next, page): (String, Vec<String>) = redis::cmd("VIOLET.MEMBERS")
-            .arg(NS)
-            .arg(room)
-            .arg("CURSOR")
-            .arg(&cursor)
-            .query_async(&mut con)
-            .await
-            .expect("VIOLET.MEMBERS");
-        members.extend(page);
-        if next == "0" {
-            break;
-        }
-        cursor = next;
-    }
-    members.sort();
-    members
+    support::all_members(&mut redis.connection(), NS, room)
 }
 
 /// Whether the room exists.

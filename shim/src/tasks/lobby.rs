@@ -30,7 +30,7 @@ pub async fn watch_top(
         }
         let watchers = hub.top_watchers();
         if let Some(&largest) = watchers.keys().next_back() {
-            match top.get(Some(largest), None).await {
+            match top.fresh(Some(largest)).await {
                 Ok(top) => {
                     let rooms = top.rooms();
                     for (count, sockets) in watchers {
