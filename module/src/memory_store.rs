@@ -26,6 +26,18 @@ fn wrong_type() -> crate::error::VioletError {
     err_redis("WRONGTYPE Operation against a key holding the wrong kind of value")
 }
 
+/// A `SSCAN`/`HSCAN` page of `items`, the cursor being a position: `count`
+/// items from `cursor`, and the next cursor (0 after the last item).
+fn page<T>(items: impl ExactSizeIterator<Item = T>, cursor: u64, count: u64) -> (u64, Vec<T>) {
+    let len = items.len();
+    let start = usize::try_from(cursor).unwrap_or(usize::MAX);
+    let count = usize::try_from(count.max(1)).unwrap_or(usize::MAX);
+    let page: Vec<T> = items.skip(start).take(count).collect();
+    let end = start.saturating_add(page.len());
+    let next = if end >= len { 0 } else { end as u64 };
+    (next, page)
+}
+
 impl MemoryStore {
     /// Every key with its contents rendered as text, for whole-state comparisons.
     pub fn dump(&self) -> BTreeMap<String, String> {
@@ -120,12 +132,7 @@ impl Store for MemoryStore {
         let Some(set) = self.set(key)? else {
             return Ok((0, Vec::new()));
         };
-        let start = usize::try_from(cursor).unwrap_or(usize::MAX);
-        let count = usize::try_from(count.max(1)).unwrap_or(usize::MAX);
-        let page: Vec<String> = set.iter().skip(start).take(count).cloned().collect();
-        let end = start.saturating_add(page.len());
-        let next = if end >= set.len() { 0 } else { end as u64 };
-        Ok((next, page))
+        Ok(page(set.iter().cloned(), cursor, count))
     }
 
     fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>> {
@@ -177,16 +184,8 @@ impl Store for MemoryStore {
         };
         // Like Redis, COUNT is only a hint: a hash of up to 8 fields comes
         // back whole, as a small (listpack) hash does.
-        let start = usize::try_from(cursor).unwrap_or(usize::MAX);
-        let count = if h.len() <= 8 {
-            h.len()
-        } else {
-            usize::try_from(count.max(1)).unwrap_or(usize::MAX)
-        };
-        let end = start.saturating_add(count);
-        let page = h.iter().skip(start).take(end - start).cloned().collect();
-        let next = if end >= h.len() { 0 } else { end as u64 };
-        Ok((next, page))
+        let count = if h.len() <= 8 { h.len() as u64 } else { count };
+        Ok(page(h.iter().cloned(), cursor, count))
     }
 
     fn zadd_new(&mut self, key: &str, score: f64, member: &str) -> Result<()> {

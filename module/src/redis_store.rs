@@ -105,6 +105,21 @@ impl<'c> RedisStore<'c> {
         Ok((parse_cursor(&next)?, keys))
     }
 
+    /// One `SSCAN`/`HSCAN key cursor COUNT count` step, for a user allowed to
+    /// read `key`: the next cursor and the flat reply.
+    fn scan_key(
+        &self,
+        command: &str,
+        key: &str,
+        cursor: u64,
+        count: u64,
+    ) -> Result<(u64, Vec<String>)> {
+        self.permit(key)?;
+        let (cursor, count) = (cursor.to_string(), count.to_string());
+        let (next, items) = self.read(command, &[key, &cursor, "COUNT", &count], scan_step)?;
+        Ok((parse_cursor(&next)?, items))
+    }
+
     /// The number of elements of `key`, which must be of type `kind` or missing.
     fn length(&self, key: &str, kind: KeyType) -> Result<u64> {
         match ffi::key_shape(self.ctx, &self.readable(key)?) {
@@ -197,10 +212,7 @@ impl Store for RedisStore<'_> {
     }
 
     fn sscan(&mut self, key: &str, cursor: u64, count: u64) -> Result<(u64, Vec<String>)> {
-        self.permit(key)?;
-        let (cursor, count) = (cursor.to_string(), count.to_string());
-        let (next, members) = self.read("SSCAN", &[key, &cursor, "COUNT", &count], scan_step)?;
-        Ok((parse_cursor(&next)?, members))
+        self.scan_key("SSCAN", key, cursor, count)
     }
 
     fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>> {
@@ -244,10 +256,8 @@ impl Store for RedisStore<'_> {
         cursor: u64,
         count: u64,
     ) -> Result<(u64, Vec<(String, String)>)> {
-        self.permit(key)?;
-        let (cursor, count) = (cursor.to_string(), count.to_string());
-        let (next, flat) = self.read("HSCAN", &[key, &cursor, "COUNT", &count], scan_step)?;
-        Ok((parse_cursor(&next)?, into_pairs(flat)))
+        let (next, flat) = self.scan_key("HSCAN", key, cursor, count)?;
+        Ok((next, into_pairs(flat)))
     }
 
     fn zadd_new(&mut self, key: &str, score: f64, member: &str) -> Result<()> {
