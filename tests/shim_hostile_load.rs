@@ -187,25 +187,20 @@ async fn greedy_reader(url: String, room: String, until: Instant) {
 async fn hostile_clients_do_not_hurt_ordinary_ones() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let shim = spawn_shim(
+    let (queue, reply) = (QUEUE_BYTES.to_string(), REPLY_BYTES.to_string());
+    let (shim, port) = start_shim_process(
+        &redis,
         &[
-            "--port",
-            &port.to_string(),
-            "--redis-url",
-            &redis.url(),
-            "--namespace",
-            NS,
             "--log",
             "warn",
             "--max-queue-bytes",
-            &QUEUE_BYTES.to_string(),
+            &queue,
             "--max-reply-bytes",
-            &REPLY_BYTES.to_string(),
+            &reply,
         ],
         &dir.path().join("shim.log"),
-    );
-    wait_healthy(port).await;
+    )
+    .await;
     let pid = shim.0.id();
     let url = format!("ws://127.0.0.1:{port}/");
     let idle_rss = rss_kib(pid);

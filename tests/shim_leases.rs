@@ -34,23 +34,13 @@ async fn a_killed_shim_leaves_no_ghosts_and_the_others_are_told() {
     let redis = RedisServer::start();
     let survivor = Shim::start(config(&redis)).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let mut doomed = spawn_shim(
-        &[
-            "--port",
-            &port.to_string(),
-            "--redis-url",
-            &redis.url(),
-            "--namespace",
-            NS,
-            "--lease",
-            &LEASE_MS.to_string(),
-            "--shim-id",
-            "d00d00d00d00",
-        ],
+    let lease = LEASE_MS.to_string();
+    let (mut doomed, port) = start_shim_process(
+        &redis,
+        &["--lease", &lease, "--shim-id", "d00d00d00d00"],
         &dir.path().join("doomed.log"),
-    );
-    wait_healthy(port).await;
+    )
+    .await;
 
     // One survivor client per shared room, as its first member.
     let mut watchers = Vec::new();

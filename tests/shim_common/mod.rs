@@ -446,6 +446,18 @@ pub fn spawn_shim(args: &[&str], log: &Path) -> Process {
     Process(child)
 }
 
+/// A `violet-shim` process on a free port, serving [`NS`] on `redis` with
+/// `extra` options, once it answers `/healthz`; and its port.
+pub async fn start_shim_process(redis: &RedisServer, extra: &[&str], log: &Path) -> (Process, u16) {
+    let port = support::free_port();
+    let (port_arg, url) = (port.to_string(), redis.url());
+    let mut args = vec!["--port", &port_arg, "--redis-url", &url, "--namespace", NS];
+    args.extend_from_slice(extra);
+    let process = spawn_shim(&args, log);
+    wait_healthy(port).await;
+    (process, port)
+}
+
 pub async fn wait_healthy(port: u16) {
     let addr = ([127, 0, 0, 1], port).into();
     eventually("the shim answers /healthz", || async move {
