@@ -29,6 +29,7 @@ pub struct Metrics {
     redis_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     redis_count: AtomicU64,
     redis_sum_micros: AtomicU64,
+    redis_reads_retried: AtomicU64,
 }
 
 impl Metrics {
@@ -101,6 +102,11 @@ impl Metrics {
         self.redis_sum_micros.fetch_add(micros, Relaxed);
     }
 
+    /// A read was sent again after its Redis connection broke.
+    pub fn redis_read_retried(&self) {
+        self.redis_reads_retried.fetch_add(1, Relaxed);
+    }
+
     /// The open connections.
     pub fn open_connections(&self) -> i64 {
         self.connections_open.load(Relaxed)
@@ -168,6 +174,12 @@ impl Metrics {
             "counter",
             "Events received on the namespace's channel.",
             self.events_in.load(Relaxed).to_string(),
+        );
+        metric(
+            "violet_redis_reads_retried_total",
+            "counter",
+            "Reads sent to Redis again because their connection broke under them.",
+            self.redis_reads_retried.load(Relaxed).to_string(),
         );
         let _ = writeln!(
             out,

@@ -259,8 +259,22 @@ impl Violet {
     }
 
     /// [`Self::call`] on the connection for large reads.
+    ///
+    /// A read changes nothing, so when its connection broke under it (a
+    /// reply on it could not be parsed, or Redis dropped it) it is sent once
+    /// more, on the connection the manager makes anew: whatever broke one
+    /// reply costs the other reads queued on that connection nothing.
+    /// Changes are never sent twice; whether the first one was applied is
+    /// unknown, and the client is told `UNAVAILABLE`.
     async fn read<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, ShimError> {
-        self.call_on(&self.reads, cmd).await
+        match self.query(&self.reads, cmd).await {
+            Some(Err(error)) if error.is_unrecoverable_error() => {
+                tracing::warn!(%error, "a Redis connection broke under a read; sending it again");
+                self.metrics.redis_read_retried();
+                outcome(self.query(&self.reads, cmd).await)
+            }
+            first => outcome(first),
+        }
     }
 
     async fn call_on<T: FromRedisValue>(
@@ -268,19 +282,32 @@ impl Violet {
         connection: &ConnectionManager,
         cmd: &Cmd,
     ) -> Result<T, ShimError> {
+        outcome(self.query(connection, cmd).await)
+    }
+
+    /// Sends `cmd`; `None` when Redis did not answer in time.
+    async fn query<T: FromRedisValue>(
+        &self,
+        connection: &ConnectionManager,
+        cmd: &Cmd,
+    ) -> Option<Result<T, RedisError>> {
         let mut connection = connection.clone();
         let started = Instant::now();
         let result =
             tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut connection)).await;
         self.metrics.redis_call(started.elapsed());
-        match result {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(shim_error(&error)),
-            Err(_) => Err(ShimError::new(
-                ErrorCode::Unavailable,
-                "Redis did not answer in time; try again",
-            )),
-        }
+        result.ok()
+    }
+}
+
+fn outcome<T>(result: Option<Result<T, RedisError>>) -> Result<T, ShimError> {
+    match result {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(error)) => Err(shim_error(&error)),
+        None => Err(ShimError::new(
+            ErrorCode::Unavailable,
+            "Redis did not answer in time; try again",
+        )),
     }
 }
 
