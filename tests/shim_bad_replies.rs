@@ -65,13 +65,7 @@ async fn forward(shim: TcpStream, redis: TcpStream, armed: Arc<AtomicBool>, hold
         let _ = tokio::io::copy(&mut shim_in, &mut redis_out).await;
     });
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let Ok(n) = redis_in.read(&mut buf).await else {
-            break;
-        };
-        if n == 0 {
-            break;
-        }
+    while let Ok(n @ 1..) = redis_in.read(&mut buf).await {
         let mut out = buf[..n].to_vec();
         let spoil = out
             .windows(TRIGGER.len())
