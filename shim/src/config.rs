@@ -85,8 +85,9 @@ pub struct Cli {
     #[arg(long, env = "VIOLET_RATE_STRIKES", default_value_t = 50)]
     pub rate_strikes: u32,
 
-    /// The most WebSocket connections open at once; more get 503.
-    #[arg(long, env = "VIOLET_MAX_CONNECTIONS", default_value_t = 10_000)]
+    /// The most WebSocket connections open at once; more get 503. An idle
+    /// connection takes about 7 KiB, so the default fits in 1 GiB.
+    #[arg(long, env = "VIOLET_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
 
     /// The most TCP connections not yet upgraded to WebSockets (handshakes,
@@ -282,7 +283,7 @@ impl Default for Config {
                 burst: 40,
                 strikes: 50,
             },
-            max_connections: 10_000,
+            max_connections: 100_000,
             max_pending_connections: 1024,
             handshake_timeout: Duration::from_secs(5),
             max_queue_bytes: 1 << 20,

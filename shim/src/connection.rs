@@ -93,8 +93,10 @@ pub(crate) async fn serve(ws: WebSocket, shared: Arc<Shared>, permit: OwnedSemap
     if end == End::TooSlow {
         connection.shared.metrics.slow_client();
     }
-    connection.close(end, stream).await;
-    connection.leave().await;
+    // Boxed, as a request's answer is: an idle connection's task need not
+    // carry the state of its ending.
+    Box::pin(connection.close(end, stream)).await;
+    Box::pin(connection.leave()).await;
     connection.shared.metrics.connection_closed();
     drop(permit);
 }
@@ -133,7 +135,10 @@ impl Connection {
                 incoming = stream.next() => match incoming {
                     Some(Ok(message)) => {
                         last_heard = Instant::now();
-                        self.on_message(message).await
+                        // Boxed: answering a request waits on Redis and
+                        // takes a few KiB of state, which an idle
+                        // connection should not carry.
+                        Box::pin(self.on_message(message)).await
                     }
                     Some(Err(error)) => Err(self.on_error(error)),
                     None => Err(End::Gone),

@@ -21,8 +21,8 @@ const HARD_LIMIT_FACTOR: usize = 4;
 /// 128 KiB, is zero-filled before every read and kept for the connection's
 /// life: under load most of the shim's time went to that memset, and most of
 /// an idle connection's memory to that buffer. Browsers' frames are small;
-/// a larger one grows the buffer as it arrives.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// a larger one is read 1 KiB at a time into a buffer grown to fit it.
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// Bytes the WebSocket buffers before writing to the socket (tungstenite's
 /// default). Each frame is flushed before the next, so the buffer holds at
