@@ -27,7 +27,8 @@
 //! its Redis and this tool each used in every phase (so that the tool is
 //! seen not to be the limit). Nothing is asserted. `LOAD_ONLY=violet` or
 //! `LOAD_ONLY=socketio` runs one side; `LOAD_IDLE`, `LOAD_SECONDS` and
-//! `LOAD_CONNECTIONS` change the sizes.
+//! `LOAD_CONNECTIONS` change the sizes; `LOAD_SHIM` names another
+//! `violet-shim` binary to measure (to compare two builds in one session).
 //!
 //! The shim runs with its per-connection rate limit lifted (it allows 20
 //! frames a second per client by default, a limit for abuse, not for load).
@@ -314,12 +315,21 @@ async fn run_client(
             Some(start + offset)
         }
     };
+    // One timer, moved only when the next wake-up changes: a timer armed
+    // anew for every frame read would cost the tool more than the frame.
+    let timer = tokio::time::sleep_until(end.into());
+    tokio::pin!(timer);
+    let mut armed = end;
     loop {
         let send_at = match (pending, due) {
             (None, Some(at)) if at < until => Some(at),
             _ => None,
         };
         let wake = send_at.unwrap_or(end);
+        if wake != armed {
+            timer.as_mut().reset(wake.into());
+            armed = wake;
+        }
         tokio::select! {
             frame = client.ws.next() => {
                 let text = match frame {
@@ -373,7 +383,7 @@ async fn run_client(
                     }
                 }
             }
-            () = sleep_until(wake.into()) => {
+            () = &mut timer => {
                 let Some(at) = send_at else { break };
                 let op = match drive {
                     Drive::Passive => unreachable!("a passive client sends nothing"),
@@ -458,7 +468,9 @@ async fn start(kind: Kind) -> Target {
     let redis = RedisServer::start();
     let port = support::free_port();
     let process = match kind {
-        Kind::Violet => Command::new(support::shim_binary())
+        Kind::Violet => Command::new(
+            std::env::var_os("LOAD_SHIM").map_or_else(support::shim_binary, PathBuf::from),
+        )
             .args(["--port", &port.to_string(), "--redis-url", &redis.url()])
             .args(["--namespace", "load", "--log", "warn"])
             .args(["--max-connections", "100000"])

@@ -135,6 +135,16 @@ impl Inbox {
         }
     }
 
+    /// The next queued push if one is waiting now, without waiting; `None`
+    /// also once the client has been marked too slow (which
+    /// [`Self::next`] reports).
+    pub fn try_push(&mut self) -> Option<Push> {
+        if self.dropped.is_cancelled() {
+            return None;
+        }
+        self.queue.try_recv().ok()
+    }
+
     /// Completes once the client has been marked too slow.
     pub fn dropped(&self) -> CancellationToken {
         self.dropped.clone()
