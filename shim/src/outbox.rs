@@ -183,6 +183,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn waiting_pushes_are_taken_without_waiting_and_keep_their_bytes() {
+        let (outbox, mut inbox) = outbox(100, 10);
+        assert!(inbox.try_push().is_none(), "nothing queued");
+        outbox.push(&text(3)).unwrap();
+        outbox.push(&text(4)).unwrap();
+        let first = inbox.try_push().expect("the first push");
+        let second = inbox.try_push().expect("the second push");
+        assert_eq!((first.text.len(), second.text.len()), (3, 4));
+        assert!(inbox.try_push().is_none(), "no third");
+        // Taken but not yet sent: their bytes still count.
+        assert_eq!(outbox.push(&text(4)), Err(Refused::TooSlow));
+        assert!(inbox.try_push().is_none(), "marked too slow");
+        drop((first, second));
+        assert!(next_now(&mut inbox).await.is_none());
+    }
+
+    #[tokio::test]
     async fn the_frame_count_bounds_the_queue_too() {
         let (outbox, mut inbox) = outbox(2, 1 << 20);
         outbox.push(&text(1)).unwrap();
