@@ -123,9 +123,9 @@ fn encode(kind: Kind, op: Op, id: u64) -> String {
             room_id(room)
         ),
         (Kind::Violet, Op::Leave) => format!(r#"{{"kind":"room-left","ref":{id}}}"#),
-        (Kind::Violet, Op::Message { t, sender }) => format!(
-            r#"{{"kind":"room-message","data":{{"t":{t},"s":{sender}}},"ref":{id}}}"#
-        ),
+        (Kind::Violet, Op::Message { t, sender }) => {
+            format!(r#"{{"kind":"room-message","data":{{"t":{t},"s":{sender}}},"ref":{id}}}"#)
+        }
         (Kind::SocketIo, Op::Create(room) | Op::Join(room)) => {
             format!(r#"42{id}["join","{}"]"#, room_id(room))
         }
@@ -139,9 +139,15 @@ fn encode(kind: Kind, op: Op, id: u64) -> String {
 /// A frame from the server, as far as the tool needs to know it.
 #[derive(Debug, PartialEq, Eq)]
 enum Incoming {
-    Reply { id: u64, error: bool },
+    Reply {
+        id: u64,
+        error: bool,
+    },
     /// A room message push: when it was sent and by whom.
-    Message { t: u64, sender: usize },
+    Message {
+        t: u64,
+        sender: usize,
+    },
     Push,
     Ping,
 }
@@ -149,10 +155,7 @@ enum Incoming {
 /// The digits right after `key` in `text`.
 fn number_after(text: &str, key: &str) -> Option<u64> {
     let start = text.find(key)? + key.len();
-    let digits = text[start..]
-        .bytes()
-        .take_while(u8::is_ascii_digit)
-        .count();
+    let digits = text[start..].bytes().take_while(u8::is_ascii_digit).count();
     text[start..start + digits].parse().ok()
 }
 
@@ -224,7 +227,10 @@ async fn open(kind: Kind, port: u16) -> Ws {
         }
         Kind::SocketIo => {
             let open = first_text(&mut ws, &url).await;
-            assert!(open.starts_with('0'), "not an Engine.IO open packet: {open}");
+            assert!(
+                open.starts_with('0'),
+                "not an Engine.IO open packet: {open}"
+            );
             ws.send(Message::text("40")).await.expect("send 40");
             loop {
                 let connected = ws.next().await;
@@ -477,14 +483,14 @@ async fn start(kind: Kind) -> Target {
         Kind::Violet => Command::new(
             std::env::var_os("LOAD_SHIM").map_or_else(support::shim_binary, PathBuf::from),
         )
-            .args(["--port", &port.to_string(), "--redis-url", &redis.url()])
-            .args(["--namespace", "load", "--log", "warn"])
-            .args(["--max-connections", "100000"])
-            .args(["--rate-per-sec", "1000000", "--rate-burst", "1000000"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start violet-shim"),
+        .args(["--port", &port.to_string(), "--redis-url", &redis.url()])
+        .args(["--namespace", "load", "--log", "warn"])
+        .args(["--max-connections", "100000"])
+        .args(["--rate-per-sec", "1000000", "--rate-burst", "1000000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start violet-shim"),
         Kind::SocketIo => {
             let dir = peer_dir();
             install_peer(&dir);
@@ -674,7 +680,11 @@ async fn measure(kind: Kind, connections: usize, idle: usize, seconds: f64) -> R
         };
         client.next_id += 1;
         let id = client.next_id;
-        client.ws.send(Message::text(encode(kind, op, id))).await.unwrap();
+        client
+            .ws
+            .send(Message::text(encode(kind, op, id)))
+            .await
+            .unwrap();
         loop {
             let frame = client.ws.next().await.expect("a reply").expect("a reply");
             if let Incoming::Reply { error, .. } = classify(kind, frame.to_text().unwrap()) {
