@@ -74,6 +74,12 @@ impl Metrics {
         self.messages_out.fetch_add(1, Relaxed);
     }
 
+    /// `count` frames went out.
+    pub fn messages_out(&self, count: usize) {
+        self.messages_out
+            .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Relaxed);
+    }
+
     /// An error frame went out.
     pub fn error(&self, code: ErrorCode) {
         self.errors[code.index()].fetch_add(1, Relaxed);

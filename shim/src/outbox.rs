@@ -135,6 +135,16 @@ impl Inbox {
         }
     }
 
+    /// The next queued push if one is waiting now, without waiting; `None`
+    /// also once the client has been marked too slow (which
+    /// [`Self::next`] reports).
+    pub fn try_push(&mut self) -> Option<Push> {
+        if self.dropped.is_cancelled() {
+            return None;
+        }
+        self.queue.try_recv().ok()
+    }
+
     /// Completes once the client has been marked too slow.
     pub fn dropped(&self) -> CancellationToken {
         self.dropped.clone()
@@ -170,6 +180,23 @@ mod tests {
         assert_eq!(outbox.push(&text(1)), Err(Refused::TooSlow));
         assert!(next_now(&mut inbox).await.is_none(), "marked too slow");
         assert_eq!(outbox.push(&text(1)), Err(Refused::Closed));
+    }
+
+    #[tokio::test]
+    async fn waiting_pushes_are_taken_without_waiting_and_keep_their_bytes() {
+        let (outbox, mut inbox) = outbox(100, 10);
+        assert!(inbox.try_push().is_none(), "nothing queued");
+        outbox.push(&text(3)).unwrap();
+        outbox.push(&text(4)).unwrap();
+        let first = inbox.try_push().expect("the first push");
+        let second = inbox.try_push().expect("the second push");
+        assert_eq!((first.text.len(), second.text.len()), (3, 4));
+        assert!(inbox.try_push().is_none(), "no third");
+        // Taken but not yet sent: their bytes still count.
+        assert_eq!(outbox.push(&text(4)), Err(Refused::TooSlow));
+        assert!(inbox.try_push().is_none(), "marked too slow");
+        drop((first, second));
+        assert!(next_now(&mut inbox).await.is_none());
     }
 
     #[tokio::test]

@@ -25,8 +25,9 @@ const HARD_LIMIT_FACTOR: usize = 4;
 const READ_BUFFER_BYTES: usize = 1024;
 
 /// Bytes the WebSocket buffers before writing to the socket (tungstenite's
-/// default). Each frame is flushed before the next, so the buffer holds at
-/// most one frame besides.
+/// default). Each reply is flushed before the next frame, and pushes are
+/// flushed in batches of at most 16 KiB plus one frame, so the buffer
+/// never fills to this.
 const WRITE_BUFFER_BYTES: usize = 128 * 1024;
 
 /// The shim's routes: WebSockets at `/` and `/ws`, the page at `/`, health and
