@@ -1,13 +1,19 @@
 //! The [`Store`] that runs inside Redis, for the module's commands.
 //!
 //! Point reads (`HGET`, `SCARD`, `ZCARD`, `EXISTS`) read the key directly
-//! through the module API, which costs far less than a command; every other
-//! operation is one `RedisModule_Call`. Writes are called with
-//! replication on, so replicas and the AOF receive the plain effects (`SADD`,
-//! `HSET`, `ZADD`, ... wrapped in `MULTI`/`EXEC` by Redis), never `VIOLET.*`
-//! itself: a room created with `*` replicates with its concrete id, and an AOF
-//! loads even where the module is not. Events are published without being
-//! replicated.
+//! through the module API, which costs far less than a command; the reads
+//! that list things are one `RedisModule_Call` each. Hash and sorted-set
+//! writes and deletions go through the key API too (`RedisModule_HashSet`,
+//! `ZsetAdd`, `ZsetRem`, `DeleteKey`), firing the keyspace events Redis's own
+//! commands fire, and are replicated explicitly as their plain commands
+//! (`HSET`, `HDEL`, `ZADD`, `ZREM`, `DEL`; see `ffi::Replication`). The
+//! module API has no set writes, so `SADD` and `SREM` are command calls that
+//! Redis replicates itself. Replicas and the AOF thus receive plain effects,
+//! wrapped in `MULTI`/`EXEC` by Redis, never `VIOLET.*` itself: a room
+//! created with `*` replicates with its concrete id, and an AOF loads even
+//! where the module is not. Events are published without being replicated.
+//! The Redis strings a command names (keys, fields, members) are made once
+//! per command (`ffi::Strings`).
 //!
 //! Every read first checks the key against the calling user's ACL
 //! ([`Permissions`]), with the access the command needs; writes are not
