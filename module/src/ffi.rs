@@ -7,9 +7,8 @@ use std::os::raw::c_char;
 /// Publishes `message` on `channel` (`RedisModule_PublishMessage`). Unlike a
 /// `PUBLISH` through `RedisModule_Call`, this is never replicated, and on a
 /// cluster Redis forwards it to the other nodes itself.
-pub fn publish(ctx: &Context, channel: &str, message: &str) {
-    let channel = ctx.create_string(channel);
-    let message = ctx.create_string(message);
+pub fn publish(ctx: &Context, channel: &RedisString, message: &str) {
+    let message = redis_string(ctx, message.as_bytes());
     // SAFETY: the function pointer is set by `RedisModule_Init` at load, before
     // any command runs, and is only read afterwards.
     let Some(publish) = (unsafe { raw::RedisModule_PublishMessage }) else {
@@ -557,4 +556,427 @@ impl Drop for AclUser {
 /// `Context::create_string` makes.
 pub fn redis_string(ctx: &Context, bytes: &[u8]) -> RedisString {
     RedisString::create_from_slice(ctx.ctx, bytes)
+}
+
+// ---------------------------------------------------------------------------
+// Writes through the key API, their keyspace events and their replication.
+// ---------------------------------------------------------------------------
+
+/// A key opened for reading and writing (`RedisModule_OpenKey`), closed when
+/// dropped; closing a key opened for writing signals it modified (`WATCH`).
+pub struct WritableKey {
+    handle: std::ptr::NonNull<raw::RedisModuleKey>,
+}
+
+/// The kind of a keyspace event (`REDISMODULE_NOTIFY_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notify {
+    Generic,
+    Hash,
+    ZSet,
+}
+
+impl WritableKey {
+    /// Opens `key` for writing; `None` only if Redis refuses (it does not for
+    /// a key name, missing or not).
+    pub fn open(ctx: &Context, key: &RedisString) -> Option<Self> {
+        let handle = raw::open_key(ctx.ctx, key.inner, raw::KeyMode::READ | raw::KeyMode::WRITE);
+        std::ptr::NonNull::new(handle).map(|handle| Self { handle })
+    }
+
+    fn raw(&self) -> *mut raw::RedisModuleKey {
+        self.handle.as_ptr()
+    }
+
+    /// The type of the value, `Empty` for a missing key.
+    pub fn kind(&self) -> KeyType {
+        // SAFETY: the key is open while `self` lives; the pointer is set at
+        // load and only read afterwards.
+        KeyType::from(unsafe { raw::RedisModule_KeyType.map_or(0, |f| f(self.raw())) })
+    }
+
+    /// `RedisModule_HashSet` of one field (the hash is made if missing; the
+    /// caller has checked that the key holds a hash or nothing).
+    pub fn hash_set(&self, field: &RedisString, value: &RedisString) {
+        // SAFETY: the key is open; `field` and `value` are live strings that
+        // Redis copies; the argument list ends with NULL as the API requires.
+        unsafe {
+            if let Some(f) = raw::RedisModule_HashSet {
+                f(
+                    self.raw(),
+                    raw::REDISMODULE_HASH_NONE as i32,
+                    field.inner,
+                    value.inner,
+                    std::ptr::null_mut::<raw::RedisModuleString>(),
+                );
+            }
+        }
+    }
+
+    /// Deletes one field of the hash (the hash goes with its last field);
+    /// whether the field was there.
+    pub fn hash_delete(&self, field: &RedisString) -> bool {
+        // SAFETY: as above; `REDISMODULE_HASH_DELETE` is the marker value the
+        // API takes for a deletion.
+        unsafe {
+            raw::RedisModule_HashSet.is_some_and(|f| {
+                f(
+                    self.raw(),
+                    raw::REDISMODULE_HASH_NONE as i32,
+                    field.inner,
+                    raw::REDISMODULE_HASH_DELETE,
+                    std::ptr::null_mut::<raw::RedisModuleString>(),
+                ) > 0
+            })
+        }
+    }
+
+    /// `RedisModule_ZsetAdd`, with `NX` when `only_new`: whether the sorted
+    /// set changed (`Err` if the key holds another type).
+    pub fn zset_add(&self, score: f64, member: &RedisString, only_new: bool) -> Result<bool, ()> {
+        let mut flags: std::os::raw::c_int = if only_new {
+            raw::REDISMODULE_ZADD_NX as i32
+        } else {
+            0
+        };
+        // SAFETY: the key is open, `member` is live and copied by Redis, and
+        // `flags` is valid for reads and writes during the call.
+        let status = unsafe {
+            raw::RedisModule_ZsetAdd.map_or(raw::REDISMODULE_ERR as i32, |f| {
+                f(self.raw(), score, member.inner, &raw mut flags)
+            })
+        };
+        if status != raw::REDISMODULE_OK as i32 {
+            return Err(());
+        }
+        let changed = (raw::REDISMODULE_ZADD_ADDED | raw::REDISMODULE_ZADD_UPDATED) as i32;
+        Ok(flags & changed != 0)
+    }
+
+    /// `RedisModule_ZsetRem` (the sorted set goes with its last member):
+    /// whether the member was there.
+    pub fn zset_remove(&self, member: &RedisString) -> bool {
+        let mut deleted: std::os::raw::c_int = 0;
+        // SAFETY: as above.
+        let status = unsafe {
+            raw::RedisModule_ZsetRem.map_or(raw::REDISMODULE_ERR as i32, |f| {
+                f(self.raw(), member.inner, &raw mut deleted)
+            })
+        };
+        status == raw::REDISMODULE_OK as i32 && deleted != 0
+    }
+
+    /// `RedisModule_DeleteKey`: whether there was a key to delete.
+    pub fn delete(&self) -> bool {
+        if self.kind() == KeyType::Empty {
+            return false;
+        }
+        // SAFETY: the key is open for writing.
+        unsafe {
+            raw::RedisModule_DeleteKey.is_some_and(|f| f(self.raw()) == raw::REDISMODULE_OK as i32)
+        }
+    }
+}
+
+impl Drop for WritableKey {
+    fn drop(&mut self) {
+        raw::close_key(self.raw());
+    }
+}
+
+/// Fires the keyspace event `event` on `key`, as Redis's own command would
+/// (`RedisModule_NotifyKeyspaceEvent`); nothing happens unless
+/// `notify-keyspace-events` asks for that kind.
+pub fn notify(ctx: &Context, kind: Notify, event: &CStr, key: &RedisString) {
+    let kind = match kind {
+        Notify::Generic => raw::REDISMODULE_NOTIFY_GENERIC,
+        Notify::Hash => raw::REDISMODULE_NOTIFY_HASH,
+        Notify::ZSet => raw::REDISMODULE_NOTIFY_ZSET,
+    };
+    // SAFETY: the context is the running command's (or timer's); `event` is a
+    // C string and `key` a live string, both only read during the call.
+    unsafe {
+        if let Some(f) = raw::RedisModule_NotifyKeyspaceEvent {
+            f(ctx.ctx, kind, event.as_ptr(), key.inner);
+        }
+    }
+}
+
+/// Replicates `command args...` to replicas and the AOF once the command
+/// ends (`RedisModule_Replicate`), in order with the other effects, wrapped
+/// with them in `MULTI`/`EXEC`.
+pub fn replicate(ctx: &Context, command: &CStr, args: &[&RedisString]) {
+    let mut argv: [*mut raw::RedisModuleString; 8] = [std::ptr::null_mut(); 8];
+    let mut many = Vec::new();
+    let argv: &mut [*mut raw::RedisModuleString] = if args.len() <= argv.len() {
+        for (slot, arg) in argv.iter_mut().zip(args) {
+            *slot = arg.inner;
+        }
+        &mut argv[..args.len()]
+    } else {
+        many.extend(args.iter().map(|arg| arg.inner));
+        &mut many
+    };
+    // SAFETY: the context is live; the `v` format takes an array of live
+    // strings and its length, whose strings Redis retains itself.
+    unsafe {
+        if let Some(f) = raw::RedisModule_Replicate {
+            f(
+                ctx.ctx,
+                command.as_ptr(),
+                c"v".as_ptr(),
+                argv.as_mut_ptr(),
+                argv.len(),
+            );
+        }
+    }
+}
+
+/// `command key member` through `RedisModule_Call`, replicated by Redis if
+/// it changed anything (the `!` flag: Redis reuses the command it has looked
+/// up, cheaper than `RedisModule_Replicate` after it): its integer reply, or
+/// the error.
+pub fn call_key_member(
+    ctx: &Context,
+    command: &CStr,
+    key: &RedisString,
+    member: &RedisString,
+) -> Result<i64, String> {
+    // SAFETY: the context is live; `ss` takes two live strings; the reply is
+    // read, then freed once, here.
+    unsafe {
+        let call = raw::RedisModule_Call.ok_or("no RedisModule_Call")?;
+        let reply = call(
+            ctx.ctx,
+            command.as_ptr(),
+            c"!Ess".as_ptr(),
+            key.inner,
+            member.inner,
+        );
+        if reply.is_null() {
+            return Err(format!("{} failed", command.to_string_lossy()));
+        }
+        let kind = raw::RedisModule_CallReplyType.map_or(-1, |f| f(reply));
+        let result = if kind == raw::REDISMODULE_REPLY_INTEGER as i32 {
+            Ok(raw::RedisModule_CallReplyInteger.map_or(0, |f| f(reply)))
+        } else {
+            let mut len = 0;
+            let text = raw::RedisModule_CallReplyStringPtr
+                .map_or(std::ptr::null(), |f| f(reply, &raw mut len));
+            Err(if text.is_null() {
+                "unexpected reply from Redis".to_owned()
+            } else {
+                String::from_utf8_lossy(std::slice::from_raw_parts(text.cast::<u8>(), len))
+                    .into_owned()
+            })
+        };
+        if let Some(free) = raw::RedisModule_FreeCallReply {
+            free(reply);
+        }
+        result
+    }
+}
+
+/// `RedisModule_HashGet` of one field of the hash at `key`, opened for
+/// reading: `Err` if the key holds another type.
+pub fn hash_get(
+    ctx: &Context,
+    key: &RedisString,
+    field: &RedisString,
+) -> Result<Option<RedisString>, ()> {
+    let handle = raw::open_key(ctx.ctx, key.inner, raw::KeyMode::READ);
+    if handle.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: `handle` is open until closed below; the value pointer is
+    // written by Redis (NULL for a missing field) and the string it points to
+    // is owned here, freed by `RedisString`'s drop.
+    let result = unsafe {
+        match KeyType::from(raw::RedisModule_KeyType.map_or(0, |f| f(handle))) {
+            KeyType::Empty => Ok(None),
+            KeyType::Hash => {
+                let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
+                if let Some(f) = raw::RedisModule_HashGet {
+                    f(
+                        handle,
+                        raw::REDISMODULE_HASH_NONE as i32,
+                        field.inner,
+                        &raw mut value,
+                        std::ptr::null_mut::<raw::RedisModuleString>(),
+                    );
+                }
+                Ok((!value.is_null())
+                    .then(|| RedisString::from_redis_module_string(ctx.ctx, value)))
+            }
+            _ => Err(()),
+        }
+    };
+    raw::close_key(handle);
+    result
+}
+
+/// How many strings one [`Strings`] keeps.
+const KEPT_STRINGS: usize = 32;
+
+/// The Redis strings one command has made (key names, fields, members), kept
+/// until it ends so that a name used again is not made again: a move names
+/// the ranking three times, the socket four.
+pub struct Strings {
+    /// Each string with its bytes, as Redis holds them, so that looking one
+    /// up compares Rust slices without calling into Redis.
+    kept: std::cell::RefCell<Vec<(RedisString, *const u8, usize)>>,
+}
+
+/// A string from [`Strings`]: kept there, or made for one use once it is full.
+pub enum Str<'s> {
+    Kept(&'s RedisString),
+    Made(RedisString),
+}
+
+impl std::ops::Deref for Str<'_> {
+    type Target = RedisString;
+
+    fn deref(&self) -> &RedisString {
+        match self {
+            Str::Kept(kept) => kept,
+            Str::Made(made) => made,
+        }
+    }
+}
+
+impl Strings {
+    pub fn new() -> Self {
+        Self {
+            kept: std::cell::RefCell::new(Vec::with_capacity(KEPT_STRINGS)),
+        }
+    }
+
+    /// The string of `bytes`, made only if not kept yet.
+    pub fn get(&self, ctx: &Context, bytes: &[u8]) -> Str<'_> {
+        let mut kept = self.kept.borrow_mut();
+        let found = kept.iter().position(|&(_, ptr, len)| {
+            // SAFETY: `ptr` and `len` are the bytes of a string kept (alive
+            // and never changed) in this vector.
+            len == bytes.len() && unsafe { std::slice::from_raw_parts(ptr, len) } == bytes
+        });
+        let index = match found {
+            Some(index) => index,
+            None if kept.len() < kept.capacity() => {
+                let string = redis_string(ctx, bytes);
+                let mut len = 0;
+                // SAFETY: `string` is live; Redis answers a pointer to its
+                // bytes, valid while the string lives unchanged.
+                let ptr = unsafe {
+                    raw::RedisModule_StringPtrLen
+                        .map_or(std::ptr::null(), |f| f(string.inner, &raw mut len))
+                };
+                if ptr.is_null() {
+                    return Str::Made(string);
+                }
+                kept.push((string, ptr.cast::<u8>(), len));
+                kept.len() - 1
+            }
+            None => return Str::Made(redis_string(ctx, bytes)),
+        };
+        let found: *const RedisString = &raw const kept[index].0;
+        // SAFETY: the vector never grows past the capacity it was made with
+        // (see above), so its elements never move, and none is removed or
+        // changed before `self` is dropped; the reference lives no longer
+        // than the borrow of `self`.
+        Str::Kept(unsafe { &*found })
+    }
+}
+
+impl Default for Strings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The decimal string of `n` (`RedisModule_CreateStringFromLongLong`).
+pub fn integer_string(ctx: &Context, n: i64) -> RedisString {
+    // SAFETY: the context is live; the new string is owned by the returned
+    // `RedisString`, which frees it.
+    let inner = unsafe {
+        raw::RedisModule_CreateStringFromLongLong.map_or(std::ptr::null_mut(), |f| f(ctx.ctx, n))
+    };
+    if inner.is_null() {
+        return redis_string(ctx, n.to_string().as_bytes());
+    }
+    RedisString::from_redis_module_string(ctx.ctx, inner)
+}
+
+/// How many effects [`Replication`] holds before it replicates them anyway.
+const HELD_EFFECTS: usize = 64;
+
+/// The plain effects of a command's key-API writes, replicated together when
+/// it ends ([`Replication::flush`]) so that consecutive writes of one command
+/// to one key go as one: a move reranks two rooms with one `ZADD`.
+///
+/// Effects on different keys commute, and every effect of a command reaches
+/// replicas and the AOF inside one `MULTI`/`EXEC`, so only the order of the
+/// effects on each key matters; that order is kept. Each argument is a
+/// reference Redis counts (`RedisModule_RetainString`), so no string is
+/// copied.
+#[derive(Default)]
+pub struct Replication {
+    effects: Vec<(&'static CStr, Vec<RedisString>)>,
+}
+
+impl Replication {
+    /// Holds `command key args...`, a command that takes more arguments of
+    /// the same shape (`ZADD key score member ...`, `HSET key field value
+    /// ...`, `HDEL`, `ZREM`): it joins the key's last effect held if that is
+    /// the same command.
+    pub fn add(&mut self, ctx: &Context, command: &'static CStr, args: &[&RedisString]) {
+        let Some((key, rest)) = args.split_first() else {
+            return;
+        };
+        let last = self
+            .effects
+            .iter()
+            .rposition(|(_, held)| held.first().is_some_and(|k| k.as_slice() == key.as_slice()));
+        if let Some(last) = last.filter(|&i| self.effects[i].0 == command) {
+            self.effects[last]
+                .1
+                .extend(rest.iter().map(|arg| retain(arg)));
+        } else {
+            self.effects
+                .push((command, args.iter().map(|arg| retain(arg)).collect()));
+        }
+        if self.effects.len() >= HELD_EFFECTS {
+            self.flush(ctx);
+        }
+    }
+
+    /// Replicates the effects held, in order.
+    pub fn flush(&mut self, ctx: &Context) {
+        for (command, args) in self.effects.drain(..) {
+            let args: Vec<&RedisString> = args.iter().collect();
+            replicate(ctx, command, &args);
+        }
+    }
+}
+
+/// Another counted reference to `string` (`RedisModule_RetainString`), freed
+/// when the result is dropped.
+fn retain(string: &RedisString) -> RedisString {
+    // SAFETY: `string` is live; retaining a string made with a context
+    // while auto memory is off (Violet never turns it on) only counts one
+    // more reference, which the returned string frees, without a context.
+    unsafe {
+        if let Some(f) = raw::RedisModule_RetainString {
+            f(std::ptr::null_mut(), string.inner);
+            return RedisString::from_redis_module_string(std::ptr::null_mut(), string.inner);
+        }
+        raw::RedisModule_CreateStringFromString.map_or_else(
+            || RedisString::create_from_slice(std::ptr::null_mut(), string.as_slice()),
+            |f| {
+                RedisString::from_redis_module_string(
+                    std::ptr::null_mut(),
+                    f(std::ptr::null_mut(), string.inner),
+                )
+            },
+        )
+    }
 }

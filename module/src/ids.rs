@@ -134,9 +134,11 @@ fn check_id(kind: &str, input: &str) -> Result<()> {
             quoted(input)
         )));
     }
+    // No ASCII character is a format character (Cf): only the others are
+    // looked up in the Unicode tables.
     if input
         .chars()
-        .any(|c| c.general_category() == GeneralCategory::Format)
+        .any(|c| !c.is_ascii() && c.general_category() == GeneralCategory::Format)
     {
         return Err(err_invalid(format!(
             "invalid {kind} {}: it must not contain invisible format characters",

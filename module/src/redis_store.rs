@@ -1,13 +1,19 @@
 //! The [`Store`] that runs inside Redis, for the module's commands.
 //!
 //! Point reads (`HGET`, `SCARD`, `ZCARD`, `EXISTS`) read the key directly
-//! through the module API, which costs far less than a command; every other
-//! operation is one `RedisModule_Call`. Writes are called with
-//! replication on, so replicas and the AOF receive the plain effects (`SADD`,
-//! `HSET`, `ZADD`, ... wrapped in `MULTI`/`EXEC` by Redis), never `VIOLET.*`
-//! itself: a room created with `*` replicates with its concrete id, and an AOF
-//! loads even where the module is not. Events are published without being
-//! replicated.
+//! through the module API, which costs far less than a command; the reads
+//! that list things are one `RedisModule_Call` each. Hash and sorted-set
+//! writes and deletions go through the key API too (`RedisModule_HashSet`,
+//! `ZsetAdd`, `ZsetRem`, `DeleteKey`), firing the keyspace events Redis's own
+//! commands fire, and are replicated explicitly as their plain commands
+//! (`HSET`, `HDEL`, `ZADD`, `ZREM`, `DEL`; see `ffi::Replication`). The
+//! module API has no set writes, so `SADD` and `SREM` are command calls that
+//! Redis replicates itself. Replicas and the AOF thus receive plain effects,
+//! wrapped in `MULTI`/`EXEC` by Redis, never `VIOLET.*` itself: a room
+//! created with `*` replicates with its concrete id, and an AOF loads even
+//! where the module is not. Events are published without being replicated.
+//! The Redis strings a command names (keys, fields, members) are made once
+//! per command (`ffi::Strings`).
 //!
 //! Every read first checks the key against the calling user's ACL
 //! ([`Permissions`]), with the access the command needs; writes are not
@@ -16,11 +22,13 @@
 
 use crate::acl::Permissions;
 use crate::error::{err_redis, err_wrong_type, Result};
-use crate::ffi;
+use crate::ffi::{self, Notify, Replication, Str, Strings};
 use crate::store::Store;
 use redis_module::{
     CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, KeyType, RedisString,
 };
+use std::cell::RefCell;
+use std::ffi::CStr;
 use std::sync::LazyLock;
 
 /// How many keys one `SCAN` step asks for in `keys_with_prefix`.
@@ -30,28 +38,27 @@ const SCAN_BATCH: u64 = 1000;
 static READ: LazyLock<CallOptions> =
     LazyLock::new(|| CallOptionsBuilder::new().errors_as_replies().build());
 
-/// Flags for writes: also replicated to replicas and the AOF.
-static WRITE: LazyLock<CallOptions> = LazyLock::new(|| {
-    CallOptionsBuilder::new()
-        .errors_as_replies()
-        .replicate()
-        .build()
-});
-
 /// Redis, as seen from a command running inside it for the calling user.
 pub struct RedisStore<'c> {
     ctx: &'c Context,
     permissions: Permissions,
+    strings: Strings,
+    replication: RefCell<Replication>,
 }
 
 impl<'c> RedisStore<'c> {
     pub fn new(ctx: &'c Context, permissions: Permissions) -> Self {
-        Self { ctx, permissions }
+        Self {
+            ctx,
+            permissions,
+            strings: Strings::new(),
+            replication: RefCell::default(),
+        }
     }
 
     /// The key as a Redis string, once the user may access it.
-    fn readable(&self, key: &str) -> Result<RedisString> {
-        let string = ffi::redis_string(self.ctx, key.as_bytes());
+    fn readable(&self, key: &str) -> Result<Str<'_>> {
+        let string = self.string(key);
         if self.permissions.restricted() {
             self.permissions.key(self.ctx, &string, key)?;
         }
@@ -86,8 +93,71 @@ impl<'c> RedisStore<'c> {
         self.call(&READ, command, args, read)
     }
 
-    fn write(&self, command: &str, args: &[&str]) -> Result<i64> {
-        self.call(&WRITE, command, args, integer)
+    fn string(&self, text: &str) -> Str<'_> {
+        self.strings.get(self.ctx, text.as_bytes())
+    }
+
+    /// `key` opened for writing, once it is known to hold `kind` or nothing.
+    fn writable(&self, key: &RedisString, kind: KeyType) -> Result<ffi::WritableKey> {
+        let open = self.writable_any(key)?;
+        match open.kind() {
+            KeyType::Empty => Ok(open),
+            found if found == kind => Ok(open),
+            _ => Err(err_wrong_type()),
+        }
+    }
+
+    fn writable_any(&self, key: &RedisString) -> Result<ffi::WritableKey> {
+        ffi::WritableKey::open(self.ctx, key)
+            .ok_or_else(|| err_redis("Redis could not open a key for writing"))
+    }
+
+    /// The keyspace events of a write that changed `key`, as Redis's own
+    /// command fires them: `event`, then `del` if it emptied the key.
+    fn wrote(&self, kind: Notify, event: &CStr, key: &RedisString, emptied: bool) {
+        ffi::notify(self.ctx, kind, event, key);
+        if emptied {
+            ffi::notify(self.ctx, Notify::Generic, c"del", key);
+        }
+    }
+
+    /// Replicates a key-API write: `command key args...`, held until the
+    /// command ends so that the next write of the same kind to the same key
+    /// joins it (see [`Replication`]).
+    fn replicate(&self, command: &'static CStr, args: &[&RedisString]) {
+        self.replication.borrow_mut().add(self.ctx, command, args);
+    }
+
+    /// `SADD` or `SREM key member`: whether it changed the set. The module
+    /// API has no set writes, so this is a command call, which Redis
+    /// replicates itself when it changed the set.
+    fn set_write(&self, command: &CStr, key: &str, member: &str) -> Result<bool> {
+        let (key, member) = (self.string(key), self.string(member));
+        let changed =
+            ffi::call_key_member(self.ctx, command, &key, &member).map_err(|e| err_redis(&e))?;
+        Ok(changed == 1)
+    }
+
+    /// `ZADD key [NX] score member`.
+    fn zset_add(&self, key: &str, score: f64, member: &str, only_new: bool) -> Result<()> {
+        let (key, member) = (self.string(key), self.string(member));
+        let open = self.writable(&key, KeyType::ZSet)?;
+        let changed = open
+            .zset_add(score, &member, only_new)
+            .map_err(|()| err_wrong_type())?;
+        drop(open);
+        if changed {
+            ffi::notify(self.ctx, Notify::ZSet, c"zadd", &key);
+            let score = if score == f64::INFINITY {
+                ffi::redis_string(self.ctx, b"+inf")
+            } else if score == score.trunc() && score.abs() < 9.0e15 {
+                ffi::integer_string(self.ctx, score as i64)
+            } else {
+                ffi::redis_string(self.ctx, score.to_string().as_bytes())
+            };
+            self.replicate(c"ZADD", &[&key, &score, &member]);
+        }
+        Ok(())
     }
 
     /// One `SCAN cursor MATCH pattern COUNT count` step: the next cursor (0
@@ -122,7 +192,7 @@ impl<'c> RedisStore<'c> {
 
     /// The number of elements of `key`, which must be of type `kind` or missing.
     fn length(&self, key: &str, kind: KeyType) -> Result<u64> {
-        match ffi::key_shape(self.ctx, &self.readable(key)?) {
+        match ffi::key_shape(self.ctx, &*self.readable(key)?) {
             (KeyType::Empty, _) => Ok(0),
             (found, length) if found == kind => Ok(length),
             _ => Err(err_wrong_type()),
@@ -187,13 +257,20 @@ fn score(value: &str) -> Result<f64> {
         .map_err(|_| err_redis(&format!("unexpected score from Redis: {value:?}")))
 }
 
+impl Drop for RedisStore<'_> {
+    /// Replicates the effects still held, before the command replies.
+    fn drop(&mut self) {
+        self.replication.get_mut().flush(self.ctx);
+    }
+}
+
 impl Store for RedisStore<'_> {
     fn sadd(&mut self, key: &str, member: &str) -> Result<bool> {
-        Ok(self.write("SADD", &[key, member])? == 1)
+        self.set_write(c"SADD", key, member)
     }
 
     fn srem(&mut self, key: &str, member: &str) -> Result<bool> {
-        Ok(self.write("SREM", &[key, member])? == 1)
+        self.set_write(c"SREM", key, member)
     }
 
     fn scard(&mut self, key: &str) -> Result<u64> {
@@ -216,15 +293,10 @@ impl Store for RedisStore<'_> {
     }
 
     fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>> {
-        let key = self.ctx.open_key(&self.readable(key)?);
-        match key.key_type() {
-            KeyType::Empty => Ok(None),
-            KeyType::Hash => key
-                .hash_get(field)
-                .map(|value| value.map(|v| String::from_utf8_lossy(v.as_slice()).into_owned()))
-                .map_err(|e| err_redis(&e.to_string())),
-            _ => Err(err_wrong_type()),
-        }
+        let key = self.readable(key)?;
+        let value =
+            ffi::hash_get(self.ctx, &key, &self.string(field)).map_err(|()| err_wrong_type())?;
+        Ok(value.map(|v| String::from_utf8_lossy(v.as_slice()).into_owned()))
     }
 
     fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>> {
@@ -234,16 +306,33 @@ impl Store for RedisStore<'_> {
 
     fn hset(&mut self, key: &str, fields: &[(&str, &str)]) -> Result<()> {
         let mut args = Vec::with_capacity(1 + 2 * fields.len());
-        args.push(key);
+        args.push(self.string(key));
         for (field, value) in fields {
-            args.push(field);
-            args.push(value);
+            args.push(self.string(field));
+            args.push(self.string(value));
         }
-        self.write("HSET", &args).map(drop)
+        let open = self.writable(&args[0], KeyType::Hash)?;
+        for pair in args[1..].chunks(2) {
+            open.hash_set(&pair[0], &pair[1]);
+        }
+        drop(open);
+        ffi::notify(self.ctx, Notify::Hash, c"hset", &args[0]);
+        let args: Vec<&RedisString> = args.iter().map(|arg| &**arg).collect();
+        self.replicate(c"HSET", &args);
+        Ok(())
     }
 
     fn hdel(&mut self, key: &str, field: &str) -> Result<()> {
-        self.write("HDEL", &[key, field]).map(drop)
+        let (key, field) = (self.string(key), self.string(field));
+        let open = self.writable(&key, KeyType::Hash)?;
+        if !open.hash_delete(&field) {
+            return Ok(());
+        }
+        let emptied = open.kind() == KeyType::Empty;
+        drop(open);
+        self.wrote(Notify::Hash, c"hdel", &key, emptied);
+        self.replicate(c"HDEL", &[&key, &field]);
+        Ok(())
     }
 
     fn hlen(&mut self, key: &str) -> Result<u64> {
@@ -261,12 +350,7 @@ impl Store for RedisStore<'_> {
     }
 
     fn zadd_new(&mut self, key: &str, score: f64, member: &str) -> Result<()> {
-        let score = if score.is_infinite() && score > 0.0 {
-            "+inf".to_owned()
-        } else {
-            score.to_string()
-        };
-        self.write("ZADD", &[key, "NX", &score, member]).map(drop)
+        self.zset_add(key, score, member, true)
     }
 
     fn zrange_up_to(&mut self, key: &str, max: f64, count: u64) -> Result<Vec<(String, f64)>> {
@@ -285,12 +369,21 @@ impl Store for RedisStore<'_> {
     }
 
     fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()> {
-        self.write("ZADD", &[key, &score.to_string(), member])
-            .map(drop)
+        // Viewers are far below 2^53: the score is exact.
+        self.zset_add(key, score as f64, member, false)
     }
 
     fn zrem(&mut self, key: &str, member: &str) -> Result<()> {
-        self.write("ZREM", &[key, member]).map(drop)
+        let (key, member) = (self.string(key), self.string(member));
+        let open = self.writable(&key, KeyType::ZSet)?;
+        if !open.zset_remove(&member) {
+            return Ok(());
+        }
+        let emptied = open.kind() == KeyType::Empty;
+        drop(open);
+        self.wrote(Notify::ZSet, c"zrem", &key, emptied);
+        self.replicate(c"ZREM", &[&key, &member]);
+        Ok(())
     }
 
     fn zscore(&mut self, key: &str, member: &str) -> Result<Option<f64>> {
@@ -316,12 +409,29 @@ impl Store for RedisStore<'_> {
     }
 
     fn exists(&mut self, key: &str) -> Result<bool> {
-        let (kind, _) = ffi::key_shape(self.ctx, &self.readable(key)?);
+        let (kind, _) = ffi::key_shape(self.ctx, &*self.readable(key)?);
         Ok(kind != KeyType::Empty)
     }
 
     fn del(&mut self, keys: &[&str]) -> Result<()> {
-        self.write("DEL", keys).map(drop)
+        let mut deleted = Vec::with_capacity(keys.len());
+        for key in keys {
+            let key = self.string(key);
+            let open = self.writable_any(&key)?;
+            if open.delete() {
+                drop(open);
+                ffi::notify(self.ctx, Notify::Generic, c"del", &key);
+                deleted.push(key);
+            }
+        }
+        if !deleted.is_empty() {
+            // Held effects on these keys go first; nothing else on them is
+            // held afterwards, since a DEL is not held.
+            self.replication.borrow_mut().flush(self.ctx);
+            let args: Vec<&RedisString> = deleted.iter().map(|key| &**key).collect();
+            ffi::replicate(self.ctx, c"DEL", &args);
+        }
+        Ok(())
     }
 
     fn keys_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>> {
@@ -342,7 +452,7 @@ impl Store for RedisStore<'_> {
     }
 
     fn publish(&mut self, channel: &str, message: &str) {
-        ffi::publish(self.ctx, channel, message);
+        ffi::publish(self.ctx, &self.string(channel), message);
     }
 
     fn random_id(&mut self) -> String {
