@@ -385,6 +385,58 @@ async fn silent_tcp_connections_are_closed_after_the_handshake_timeout() {
     shim.stop().await;
 }
 
+/// Opens a connection with a small receive buffer that pipelines `requests`
+/// requests for the page and never reads a response.
+async fn never_reads_its_responses(
+    addr: std::net::SocketAddr,
+    requests: usize,
+) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.expect("TCP connect");
+    let request = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n".repeat(requests);
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &request)
+        .await
+        .unwrap();
+    stream
+}
+
+/// Reads what the shim sent until it closes `stream`.
+async fn drained_until_closed(stream: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    let drained = tokio::time::timeout(WAIT, async {
+        while let Ok(1..) = stream.read(&mut buf).await {}
+    })
+    .await;
+    assert!(drained.is_ok(), "the shim kept the connection open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_their_responses_do_not_hold_pending_slots() {
+    let redis = RedisServer::start();
+    let mut settings = config(&redis);
+    settings.handshake_timeout = std::time::Duration::from_millis(300);
+    settings.max_pending_connections = 2;
+    let shim = Shim::start(settings).await;
+
+    // Each fills both socket buffers with pages it never reads: the shim's
+    // writes stall, and both pending slots are taken.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        stalled.push(never_reads_its_responses(shim.addr, 4000).await);
+    }
+    // A real client still gets in, once the stalled ones have had their time.
+    let mut client = shim.client().await;
+    let top = client.request(json!({"kind": "top"})).await;
+    assert_eq!(top["kind"], "top");
+    for stream in &mut stalled {
+        drained_until_closed(stream).await;
+    }
+    client.close().await;
+    shim.stop().await;
+}
+
 /// A `violet-shim` process with at most `files` open files, killed on drop.
 struct LimitedShim {
     child: std::process::Child,

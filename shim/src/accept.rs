@@ -9,7 +9,13 @@
 //!   where they cost the shim no file descriptor;
 //! - each must send a complete request head within `--handshake-timeout-ms`
 //!   of being accepted, or of its previous response (hyper's header read
-//!   timeout); a silent or trickling connection is closed.
+//!   timeout); a silent or trickling connection is closed;
+//! - each may speak HTTP for [`HTTP_LIFETIME_FACTOR`] handshake timeouts in
+//!   all; then it is asked to close after its response in flight, which
+//!   gets one handshake timeout more, and is dropped. A client that
+//!   pipelines requests and never reads the responses stalls the shim's
+//!   writes, which no read timeout sees; without this it would hold its
+//!   slot for ever.
 //!
 //! A connection's pending slot frees as soon as it upgrades (the WebSocket
 //! then counts against `--max-connections`, see [`crate::routes`]) or ends.
@@ -38,6 +44,10 @@ use tracing::{debug, error};
 /// How long the listener waits after an accept failed for want of
 /// resources.
 const ACCEPT_RETRY: Duration = Duration::from_secs(1);
+
+/// How long a connection may speak HTTP, in handshake timeouts (15 s by
+/// default). A page load and a WebSocket handshake take a fraction of one.
+const HTTP_LIFETIME_FACTOR: u32 = 3;
 
 /// The bounds on connections not yet upgraded.
 #[derive(Debug, Clone, Copy)]
@@ -97,13 +107,20 @@ pub(crate) async fn serve(
         let mut closing_rx = closing_rx.clone();
         let metrics = metrics.clone();
         metrics.pending_opened();
+        let grace = limits.handshake_timeout;
+        let lifetime = grace.saturating_mul(HTTP_LIFETIME_FACTOR);
         tokio::spawn(async move {
             let mut connection = pin!(connection);
             let result = tokio::select! {
                 result = connection.as_mut() => result,
+                () = tokio::time::sleep(lifetime) => {
+                    debug!("an HTTP connection outlived its time; closing it");
+                    connection.as_mut().graceful_shutdown();
+                    finish(connection, grace).await
+                }
                 _ = closing_rx.changed() => {
                     connection.as_mut().graceful_shutdown();
-                    connection.await
+                    finish(connection, grace).await
                 }
             };
             if let Err(error) = result {
@@ -118,6 +135,18 @@ pub(crate) async fn serve(
     drop(closing_rx);
     let _ = closing.send(());
     closing.closed().await;
+}
+
+/// Lets a connection asked to close finish its response in flight, for at
+/// most `grace`: a client that does not read it must not hold the
+/// connection (or the shim's shutdown) for ever.
+async fn finish<F>(connection: F, grace: Duration) -> Result<(), hyper::Error>
+where
+    F: std::future::Future<Output = Result<(), hyper::Error>>,
+{
+    tokio::time::timeout(grace, connection)
+        .await
+        .unwrap_or(Ok(()))
 }
 
 /// Errors about one connection that went away before it was accepted.
