@@ -161,6 +161,38 @@ async fn a_flood_gets_rate_limited_then_closed_with_1008() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_is_closed_with_1008_like_any_flood() {
+    let redis = RedisServer::start();
+    let mut settings = config(&redis);
+    settings.rate = RateLimit {
+        per_sec: 5.0,
+        burst: 10,
+        strikes: 20,
+    };
+    let shim = Shim::start(settings).await;
+    let mut flood = shim.client().await;
+    for _ in 0..2_000 {
+        if flood
+            .ws
+            .feed(Message::Ping(Default::default()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = flood.ws.flush().await;
+    let frame = flood.closed().await.expect("a close frame");
+    assert_eq!(u16::from(frame.code), 1008);
+    assert!(
+        frame.reason.as_str().contains("rate limit"),
+        "{}",
+        frame.reason
+    );
+    shim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origins_outside_the_allowed_list_are_refused_with_403() {
     let redis = RedisServer::start();
     let mut settings = config(&redis);

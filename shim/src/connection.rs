@@ -204,7 +204,16 @@ impl Connection {
                 self.reply(error.into(), None).await
             }
             Message::Close(_) => Err(End::ClientClosed),
-            Message::Ping(_) | Message::Pong(_) => Ok(()),
+            // Control frames cost a token like any frame: a browser only
+            // answers the shim's pings, and a flood of them is closed as any
+            // flood is. Nothing is answered (tungstenite keeps at most one
+            // pong to send).
+            Message::Ping(_) | Message::Pong(_) => {
+                match self.bucket.take(std::time::Instant::now()) {
+                    Verdict::Close => Err(End::Flooding),
+                    Verdict::Allow | Verdict::Limit => Ok(()),
+                }
+            }
         }
     }
 
