@@ -9,6 +9,7 @@ use futures_util::SinkExt;
 use serde_json::json;
 use shim_common::*;
 use support::RedisServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use violet_shim::config::RateLimit;
 
@@ -189,6 +190,46 @@ async fn a_ping_flood_is_closed_with_1008_like_any_flood() {
         "{}",
         frame.reason
     );
+    shim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_that_break_the_protocol_are_closed_with_their_codes() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let redis = RedisServer::start();
+    let shim = Shim::start(config(&redis)).await;
+
+    // A text frame that is not UTF-8: 1007.
+    let mut client = shim.client().await;
+    let room = client.create_room().await;
+    let not_utf8 = Frame::message(vec![b'{', 0xFF, 0xFE, b'}'], OpCode::Data(Data::Text), true);
+    client.ws.send(Message::Frame(not_utf8)).await.unwrap();
+    let frame = client.closed().await.expect("a close frame");
+    assert_eq!(u16::from(frame.code), 1007, "{}", frame.reason);
+    // Its socket left, as for any end.
+    eventually("the socket leaves its room", || async {
+        !room_exists(&redis, &room).await
+    })
+    .await;
+
+    // A fragmented ping, written by hand after a handshake by hand: 1002.
+    let mut tcp = tokio::net::TcpStream::connect(shim.addr).await.unwrap();
+    let handshake = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+    tcp.write_all(handshake.as_bytes()).await.unwrap();
+    // No FIN, opcode ping; masked, empty.
+    tcp.write_all(&[0x09, 0x80, 1, 2, 3, 4]).await.unwrap();
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut received)).await;
+    // The close frame is the last frame: 0x88, its length, then the code.
+    let at = received
+        .windows(2)
+        .rposition(|w| w[0] == 0x88)
+        .expect("a close frame");
+    let code = u16::from_be_bytes([received[at + 2], received[at + 3]]);
+    assert_eq!(code, 1002);
     shim.stop().await;
 }
 

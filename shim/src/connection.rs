@@ -44,6 +44,11 @@ enum End {
     TooBig(usize),
     /// Past the rate limit, again and again.
     Flooding,
+    /// A text frame that is not UTF-8.
+    NotUtf8,
+    /// A frame that breaks the WebSocket protocol (unmasked, a fragmented
+    /// or oversized control frame, reserved bits).
+    BadFrame,
     /// Could not keep up with its pushes (or took too long to take a frame).
     TooSlow,
     /// The shim is stopping.
@@ -66,6 +71,8 @@ impl End {
                 close_code::POLICY,
                 "too slow: could not keep up with updates".to_owned(),
             ),
+            End::NotUtf8 => (close_code::INVALID, "text frames must be UTF-8".to_owned()),
+            End::BadFrame => (close_code::PROTOCOL, "WebSocket protocol error".to_owned()),
             End::Shutdown => (close_code::AWAY, "server shutting down".to_owned()),
             End::ClientClosed | End::Gone | End::Silent => return None,
         };
@@ -320,6 +327,15 @@ impl Connection {
                 ) =>
             {
                 End::Gone
+            }
+            // The client's fault, and cheap for it to repeat: no warning.
+            Some(WsError::Utf8(_)) => {
+                debug!(socket = %self.socket_id, %error, "text frame not UTF-8");
+                End::NotUtf8
+            }
+            Some(WsError::Protocol(_)) => {
+                debug!(socket = %self.socket_id, %error, "WebSocket protocol error");
+                End::BadFrame
             }
             _ => {
                 warn!(socket = %self.socket_id, %error, "WebSocket error");
