@@ -23,7 +23,8 @@
 //!   details and the error replies. The key layout, the JSON events, the error
 //!   codes and the limits are the contract with the shim, in `violet_contract`.
 //! - [`redis_store`]: the store inside Redis; [`ffi`] holds the only `unsafe`.
-//! - `memory_store`: an in-memory store for the unit tests.
+//! - `memory_store`: an in-memory store for the unit tests and the
+//!   benchmarks (feature `bench`).
 
 #![deny(unsafe_code)]
 
@@ -45,21 +46,21 @@ pub mod store;
 
 #[cfg(test)]
 mod lease_tests;
-#[cfg(test)]
-mod memory_store;
+#[cfg(any(test, feature = "bench"))]
+pub mod memory_store;
 #[cfg(test)]
 mod rules_tests;
 
 // Inside Redis every allocation goes through Redis's allocator, so memory
-// shows in `INFO memory` and `maxmemory` applies. Unit tests run outside Redis,
-// where that allocator does not exist.
-#[cfg(not(test))]
+// shows in `INFO memory` and `maxmemory` applies. Unit tests and benchmarks
+// run outside Redis, where that allocator does not exist.
+#[cfg(not(any(test, feature = "bench")))]
 type Allocator = redis_module::alloc::RedisAlloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "bench"))]
 type Allocator = std::alloc::System;
-#[cfg(not(test))]
+#[cfg(not(any(test, feature = "bench")))]
 const ALLOCATOR: Allocator = redis_module::alloc::RedisAlloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "bench"))]
 const ALLOCATOR: Allocator = std::alloc::System;
 
 /// `INFO violet`: what the reaper has done.

@@ -1,4 +1,5 @@
-//! An in-memory [`Store`] with Redis's semantics, for unit tests of the rules.
+//! An in-memory [`Store`] with Redis's semantics, for unit tests and
+//! benchmarks of the rules.
 
 use crate::error::{err_redis, Result};
 use crate::store::Store;
