@@ -2,8 +2,9 @@
 //! themselves cost, apart from Redis (`benches/join_vs_lua.rs` measures them
 //! inside Redis).
 //!
-//! `cargo bench -p violet --features bench --bench rules`; HTML reports and
-//! plots land in `target/criterion/`.
+//! `cargo bench -p violet --features bench --profile bench-rules --bench rules`
+//! (or `scripts/bench rules`); HTML reports and plots land in
+//! `target/criterion/`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
