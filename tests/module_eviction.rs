@@ -104,3 +104,56 @@ fn the_log_warns_of_an_unsafe_eviction_policy() {
     let log = std::fs::read_to_string(safe.dir().join("redis.log")).unwrap();
     assert!(!log.contains("maxmemory-policy"), "{log}");
 }
+
+/// Out of memory under `noeviction`, the commands that add refuse with `OOM`
+/// and change nothing, and leaving still works: a full Redis still lets
+/// rooms empty and free their memory.
+#[test]
+fn out_of_memory_refuses_what_adds_and_still_lets_sockets_leave() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    call(&mut con, &["VIOLET.CREATE", NS, "a:1", "r", "title", "t"]).unwrap();
+    call(&mut con, &["VIOLET.JOIN", NS, "a:2", "r"]).unwrap();
+    let used: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+    let used: u64 = used
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    // A limit below what is in use: every write that may add is refused.
+    call(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory-policy", "noeviction"],
+    )
+    .unwrap();
+    call(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory", &(used / 2).to_string()],
+    )
+    .unwrap();
+    let before = keys(&mut con);
+    let digest: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut con).unwrap();
+    for refused in [
+        &["VIOLET.CREATE", NS, "a:3", "s"][..],
+        &["VIOLET.JOIN", NS, "a:3", "r"],
+        &["VIOLET.UPDATE", NS, "a:1", "title", "u"],
+    ] {
+        let error = call(&mut con, refused).expect_err("refused when out of memory");
+        assert_eq!(error.code(), Some("OOM"), "{refused:?}: {error}");
+    }
+    assert_eq!(keys(&mut con), before);
+    let after: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut con).unwrap();
+    assert_eq!(after, digest, "a refused command changed nothing");
+
+    // Leaving works, down to the room's end.
+    call(&mut con, &["VIOLET.LEAVE", NS, "a:2"]).unwrap();
+    call(&mut con, &["VIOLET.LEAVE", NS, "a:1"]).unwrap();
+    let left: Vec<String> = keys(&mut con)
+        .into_iter()
+        .filter(|k| k.contains(":room:"))
+        .collect();
+    assert!(left.is_empty(), "the room is gone: {left:?}");
+    call(&mut con, &["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+    let check = call(&mut con, &["VIOLET.CHECK", NS]).unwrap();
+    assert_eq!(check, Value::Okay, "{check:?}");
+}
