@@ -1,16 +1,24 @@
 //! The top rooms, shared by all of a shim's connections: one snapshot of the
 //! most popular rooms, read from Redis for requests at most once per
-//! [`FRESH_FOR`] (and again at once only when a request reaches deeper than
-//! the snapshot), and by the lobby at most as often for its pushes,
-//! whatever the number of clients asking. A `top` request, a `watch-top`
-//! and the lobby's pushes cost Redis nothing of their own, so no number of
-//! browsers asking for the largest list can stall Redis for the others.
+//! [`FRESH_FOR`] whatever depth they ask for, and by the lobby at most as
+//! often for its pushes, whatever the number of clients asking. A `top`
+//! request, a `watch-top` and the lobby's pushes cost Redis nothing of their
+//! own, so no number of browsers asking for the largest list can stall Redis
+//! for the others.
+//!
+//! A snapshot is always the first [`TOP_MAX`] rooms of the ranking, read
+//! with `MAXBYTES` the shim's `--max-reply-bytes`: the module stops after
+//! the room that takes the rooms' ids and details past that many bytes, so
+//! one read costs Redis about a reply's worth of bytes however large the
+//! rooms are. Those are more rooms than any one `top` frame can hold (a
+//! room's JSON is larger than its ids and details).
 //!
 //! A reply may be up to [`FRESH_FOR`] old. Through the shim, `top` reaches
-//! the first [`TOP_MAX`] rooms of the ranking: a request past them gets the
-//! ones before that bound (none when `offset` is past it).
+//! the rooms of the snapshot: a request past them gets the ones it holds
+//! (none when `offset` is past them), with `"truncated":true` when the
+//! snapshot was cut by bytes.
 
-use crate::protocol::{RoomInfo, ShimError};
+use crate::protocol::{RoomInfo, ShimError, TopList};
 use crate::redis::Violet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,32 +32,51 @@ pub const FRESH_FOR: Duration = Duration::from_secs(1);
 /// The shared snapshot of the top rooms.
 pub struct TopRooms {
     violet: Violet,
+    /// `MAXBYTES` for every read: the shim's `--max-reply-bytes`.
+    max_bytes: u64,
     snapshot: Mutex<Option<Snapshot>>,
 }
 
 struct Snapshot {
     taken: Instant,
-    /// How many ranks were asked for (the ranking may hold fewer rooms).
-    depth: u64,
     rooms: Arc<Vec<RoomInfo>>,
+    /// Whether `MAXBYTES` may have left rooms of the ranking out after these.
+    cut: bool,
 }
 
 /// Some ranks of a snapshot: `rooms[range]`, without copying them.
 pub struct TopSlice {
     rooms: Arc<Vec<RoomInfo>>,
     range: std::ops::Range<usize>,
+    cut: bool,
 }
 
 impl TopSlice {
-    pub fn rooms(&self) -> &[RoomInfo] {
-        &self.rooms[self.range.clone()]
+    /// The rooms, and whether some asked for were left out of the snapshot.
+    pub fn rooms(&self) -> TopList<'_> {
+        TopList {
+            rooms: &self.rooms[self.range.clone()],
+            cut: self.cut,
+        }
     }
 }
 
+/// What a room counts for `MAXBYTES`: its id's bytes and its details'.
+fn room_bytes(room: &RoomInfo) -> u64 {
+    let details: usize = room
+        .details
+        .iter()
+        .map(|(name, value)| name.len().saturating_add(value.len()))
+        .fold(0, usize::saturating_add);
+    u64::try_from(room.room_id.len().saturating_add(details)).unwrap_or(u64::MAX)
+}
+
 impl TopRooms {
-    pub fn new(violet: Violet) -> Self {
+    /// Top rooms read with `MAXBYTES max_bytes` (at least 1).
+    pub fn new(violet: Violet, max_bytes: usize) -> Self {
         Self {
             violet,
+            max_bytes: u64::try_from(max_bytes).unwrap_or(u64::MAX).max(1),
             snapshot: Mutex::new(None),
         }
     }
@@ -93,31 +120,52 @@ impl TopRooms {
         let count = count.min(TOP_MAX - offset);
         let depth = offset + count;
         // One reader at a time: requests that arrive while the snapshot is
-        // read wait for it instead of reading it again.
+        // read wait for it instead of reading it again. Every read is of the
+        // whole depth, so no request, however deep, reads it again sooner.
         let mut snapshot = self.snapshot.lock().await;
-        let fresh = snapshot.as_ref().filter(|s| s.taken.elapsed() < max_age);
-        let rooms = match fresh {
-            Some(s) if s.depth >= depth => s.rooms.clone(),
-            _ => {
-                let depth = depth.max(fresh.map_or(0, |s| s.depth)).max(TOP_DEFAULT);
-                let rooms = Arc::new(self.violet.top(Some(depth), None).await?);
+        let (rooms, cut) = match snapshot.as_ref().filter(|s| s.taken.elapsed() < max_age) {
+            Some(s) => (s.rooms.clone(), s.cut),
+            None => {
+                let rooms = self
+                    .violet
+                    .top(Some(TOP_MAX), None, Some(self.max_bytes))
+                    .await?;
+                let listed = rooms.iter().map(room_bytes).fold(0, u64::saturating_add);
+                let cut = rooms.len() < usize::try_from(TOP_MAX).unwrap_or(usize::MAX)
+                    && listed > self.max_bytes;
+                let rooms = Arc::new(rooms);
                 *snapshot = Some(Snapshot {
                     taken: Instant::now(),
-                    depth,
                     rooms: rooms.clone(),
+                    cut,
                 });
-                rooms
+                (rooms, cut)
             }
         };
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(rooms.len());
-        let end = usize::try_from(depth)
-            .unwrap_or(usize::MAX)
-            .min(rooms.len());
+        let wanted = usize::try_from(depth).unwrap_or(usize::MAX);
+        let end = wanted.min(rooms.len());
         Ok(TopSlice {
+            cut: cut && wanted > rooms.len(),
             rooms,
             range: start..end,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_counts_its_id_and_details() {
+        let room = RoomInfo {
+            room_id: "r1".into(),
+            viewers: 7,
+            details: [("title".to_owned(), "abc".to_owned())].into(),
+        };
+        assert_eq!(room_bytes(&room), 2 + 5 + 3);
     }
 }
