@@ -6,20 +6,26 @@
 //! own, so no number of browsers asking for the largest list can stall Redis
 //! for the others.
 //!
-//! A snapshot is always the first [`TOP_MAX`] rooms of the ranking, read
-//! with `MAXBYTES` the shim's `--max-reply-bytes`: the module stops after
-//! the room that takes the rooms' ids and details past that many bytes, so
-//! one read costs Redis about a reply's worth of bytes however large the
-//! rooms are. Those are more rooms than any one `top` frame can hold (a
-//! room's JSON is larger than its ids and details).
+//! A snapshot is read as deep as the requests ask (at least [`TOP_DEFAULT`]
+//! ranks, at most [`TOP_MAX`]). A request deeper than a fresh snapshot
+//! waits until the snapshot is [`FRESH_FOR`] old, and the next read goes as
+//! deep as every request that waited. Every read passes `MAXBYTES`, the
+//! shim's `--max-reply-bytes`: the module stops after the room that takes
+//! the rooms' ids and details past that many bytes, so one read costs Redis
+//! about a reply's worth of bytes however large the rooms are, and still
+//! holds more rooms than one `top` frame can (a room's JSON is larger than
+//! its ids and details).
 //!
-//! A reply may be up to [`FRESH_FOR`] old. Through the shim, `top` reaches
-//! the rooms of the snapshot: a request past them gets the ones it holds
-//! (none when `offset` is past them), with `"truncated":true` when the
-//! snapshot was cut by bytes.
+//! A reply may be up to [`FRESH_FOR`] old (or wait up to that long, when it
+//! asks deeper than anyone did just before). Through the shim, `top` reaches
+//! the first [`TOP_MAX`] rooms of the ranking, and of those the ones up to
+//! the first that passes `--max-reply-bytes`: a request past them gets the
+//! ones before (none when `offset` is past them), with `"truncated":true`
+//! when `MAXBYTES` cut them.
 
 use crate::protocol::{RoomInfo, ShimError, TopList};
 use crate::redis::Violet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -35,10 +41,15 @@ pub struct TopRooms {
     /// `MAXBYTES` for every read: the shim's `--max-reply-bytes`.
     max_bytes: u64,
     snapshot: Mutex<Option<Snapshot>>,
+    /// The deepest rank asked for that the snapshot did not reach, for the
+    /// next read.
+    wanted: AtomicU64,
 }
 
 struct Snapshot {
     taken: Instant,
+    /// How many ranks were asked for (the ranking may hold fewer rooms).
+    depth: u64,
     rooms: Arc<Vec<RoomInfo>>,
     /// Whether `MAXBYTES` may have left rooms of the ranking out after these.
     cut: bool,
@@ -78,6 +89,7 @@ impl TopRooms {
             violet,
             max_bytes: u64::try_from(max_bytes).unwrap_or(u64::MAX).max(1),
             snapshot: Mutex::new(None),
+            wanted: AtomicU64::new(0),
         }
     }
 
@@ -120,26 +132,45 @@ impl TopRooms {
         let count = count.min(TOP_MAX - offset);
         let depth = offset + count;
         // One reader at a time: requests that arrive while the snapshot is
-        // read wait for it instead of reading it again. Every read is of the
-        // whole depth, so no request, however deep, reads it again sooner.
+        // read wait for it instead of reading it again. A request deeper
+        // than a fresh snapshot waits until the snapshot may be read again
+        // (it is read then as deep as all such requests asked), so no
+        // depth asked reads Redis more than once per `max_age`.
         let mut snapshot = self.snapshot.lock().await;
-        let (rooms, cut) = match snapshot.as_ref().filter(|s| s.taken.elapsed() < max_age) {
-            Some(s) => (s.rooms.clone(), s.cut),
-            None => {
-                let rooms = self
-                    .violet
-                    .top(Some(TOP_MAX), None, Some(self.max_bytes))
-                    .await?;
-                let listed = rooms.iter().map(room_bytes).fold(0, u64::saturating_add);
-                let cut = rooms.len() < usize::try_from(TOP_MAX).unwrap_or(usize::MAX)
-                    && listed > self.max_bytes;
-                let rooms = Arc::new(rooms);
-                *snapshot = Some(Snapshot {
-                    taken: Instant::now(),
-                    rooms: rooms.clone(),
-                    cut,
-                });
-                (rooms, cut)
+        let (rooms, cut) = loop {
+            let age = snapshot.as_ref().map(|s| s.taken.elapsed());
+            match snapshot.as_ref() {
+                Some(s) if s.taken.elapsed() < max_age => {
+                    // A snapshot cut by bytes holds all a deeper read would.
+                    if s.depth >= depth || s.cut {
+                        break (s.rooms.clone(), s.cut);
+                    }
+                    self.wanted.fetch_max(depth, Ordering::Relaxed);
+                    let wait = max_age.saturating_sub(age.unwrap_or_default());
+                    drop(snapshot);
+                    tokio::time::sleep(wait).await;
+                    snapshot = self.snapshot.lock().await;
+                }
+                _ => {
+                    let depth = depth
+                        .max(self.wanted.swap(0, Ordering::Relaxed))
+                        .max(TOP_DEFAULT);
+                    let rooms = self
+                        .violet
+                        .top(Some(depth), None, Some(self.max_bytes))
+                        .await?;
+                    let listed = rooms.iter().map(room_bytes).fold(0, u64::saturating_add);
+                    let cut = rooms.len() < usize::try_from(depth).unwrap_or(usize::MAX)
+                        && listed > self.max_bytes;
+                    let rooms = Arc::new(rooms);
+                    *snapshot = Some(Snapshot {
+                        taken: Instant::now(),
+                        depth,
+                        rooms: rooms.clone(),
+                        cut,
+                    });
+                    break (rooms, cut);
+                }
             }
         };
         let start = usize::try_from(offset)
