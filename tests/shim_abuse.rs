@@ -456,6 +456,71 @@ async fn top_requests_of_any_depth_read_redis_about_once_a_second() {
     assert_consistent(&redis).await;
 }
 
+/// Small rooms, which `MAXBYTES` does not cut: a request deeper than a
+/// fresh snapshot waits for the next read instead of reading again, and
+/// gets every room it asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeper_top_requests_wait_for_the_next_read_instead_of_reading_again() {
+    let redis = RedisServer::start();
+    let shim = Shim::start(config(&redis)).await;
+    let mut owners = Vec::new();
+    for _ in 0..30 {
+        let mut owner = shim.client().await;
+        owner.create_room().await;
+        owners.push(owner);
+    }
+    let mut con = redis_connection(&redis).await;
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+
+    // 10 connections, 3 requests each, every one deeper than the last.
+    let started = std::time::Instant::now();
+    let mut askers = Vec::new();
+    for c in 0..10u64 {
+        let mut client = shim.client().await;
+        askers.push(tokio::spawn(async move {
+            let mut replies = Vec::new();
+            for j in 0..3u64 {
+                let depth = 11 + j * 10 + c;
+                let request = if c % 2 == 0 {
+                    json!({"kind": "top", "count": depth})
+                } else {
+                    json!({"kind": "top", "count": 1, "offset": depth - 1})
+                };
+                replies.push((request.clone(), client.request(request).await));
+            }
+            client.close().await;
+            replies
+        }));
+    }
+    let mut replies = Vec::new();
+    for asker in askers {
+        replies.extend(asker.await.unwrap());
+    }
+    let seconds = started.elapsed().as_secs();
+    let calls = top_calls(&redis).await;
+    assert!(
+        calls <= seconds + 2,
+        "{calls} VIOLET.TOP calls for 30 requests in {seconds} s"
+    );
+    for (request, reply) in &replies {
+        assert!(reply.get("truncated").is_none(), "{request} -> {reply}");
+        let offset = request["offset"].as_u64().unwrap_or(0);
+        let count = request["count"].as_u64().unwrap();
+        let expected = (offset + count).min(30).saturating_sub(offset);
+        let rooms = reply["rooms"].as_array().unwrap();
+        assert_eq!(rooms.len() as u64, expected, "{request} -> {reply}");
+    }
+    for owner in owners {
+        owner.close().await;
+    }
+    shim.stop().await;
+    assert_consistent(&redis).await;
+}
+
 /// Opens `n` TCP connections that never send a byte.
 async fn silent_connections(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
     let mut silent = Vec::new();
