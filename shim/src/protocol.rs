@@ -62,8 +62,10 @@
 //!   at most 1000; `offset` defaults to 0). A reply holds at most
 //!   `--max-reply-bytes` (1 MiB by default): when the rooms asked for would
 //!   not fit, it holds the first ones that do and says `"truncated":true`;
-//!   `offset` reaches the rest. (Any other reply that would not fit is a
-//!   `BAD_REQUEST` error saying so.)
+//!   `offset` reaches the rest, up to the first room whose ids and details
+//!   take the list past `--max-reply-bytes` (past it: the rooms before,
+//!   none when `offset` is past them, and `"truncated":true`). (Any other
+//!   reply that would not fit is a `BAD_REQUEST` error saying so.)
 //! - `members` lists a room's sockets a page at a time (`count` about 100
 //!   by default, at most 500), in no order: `cursor` in the reply is where
 //!   the next page starts (send it back as `cursor`), `null` after the last
