@@ -396,6 +396,101 @@ fn top_lists_public_rooms_by_viewers_with_details() {
     fx.refused(&["VIOLET.TOP", NS, "COUNT"], "ERR");
 }
 
+/// `MAXBYTES b` stops the list after the room that takes the reply's room
+/// ids and details past `b` bytes: the first rooms of the same list, at
+/// least one, however large each room is.
+#[test]
+fn top_maxbytes_bounds_the_reply() {
+    let mut fx = fixture();
+    let value = "v".repeat(4000);
+    for r in 0..40 {
+        let (socket, room) = (format!("s{r}"), format!("room-{r}"));
+        let names: Vec<String> = (0..14).map(|f| format!("f{f}")).collect();
+        let mut args = vec!["VIOLET.CREATE", NS, &socket, &room];
+        for name in &names {
+            args.extend([name.as_str(), value.as_str()]);
+        }
+        let _: String = ok(&mut fx.con, &args);
+    }
+    type Row = (String, i64, Vec<(String, String)>);
+    let bytes = |row: &Row| -> u64 {
+        let fields: usize = row.2.iter().map(|(n, v)| n.len() + v.len()).sum();
+        (row.0.len() + fields) as u64
+    };
+    let all: Vec<Row> = ok(&mut fx.con, &["VIOLET.TOP", NS, "COUNT", "1000"]);
+    assert_eq!(all.len(), 40);
+    assert!(all.iter().all(|row| bytes(row) > 56_000));
+    // Unchanged when the rooms fit.
+    let big: Vec<Row> = ok(
+        &mut fx.con,
+        &["VIOLET.TOP", NS, "COUNT", "1000", "MAXBYTES", "100000000"],
+    );
+    assert_eq!(big, all);
+    for max in [1u64, 56_000, 100_000, 1 << 20] {
+        let max_text = max.to_string();
+        let cut: Vec<Row> = ok(
+            &mut fx.con,
+            &["VIOLET.TOP", NS, "COUNT", "1000", "MAXBYTES", &max_text],
+        );
+        // The rooms up to the first that passes `max`, and no more.
+        let mut total = 0;
+        let expected = all
+            .iter()
+            .position(|row| {
+                total += bytes(row);
+                total > max
+            })
+            .map_or(all.len(), |last| last + 1);
+        assert_eq!(cut, all[..expected], "MAXBYTES {max}");
+        assert!(total > max);
+        let reply_bytes: u64 = cut.iter().map(bytes).sum();
+        assert!(reply_bytes <= max + bytes(&all[0]), "MAXBYTES {max}");
+    }
+    // 1 MiB holds 18 of these rooms and part of a 19th: 19 are listed.
+    let mib: Vec<Row> = ok(
+        &mut fx.con,
+        &["VIOLET.TOP", NS, "COUNT", "1000", "MAXBYTES", "1048576"],
+    );
+    assert_eq!(mib.len(), 19);
+    // With OFFSET, the bytes count from the first room listed.
+    let page: Vec<Row> = ok(
+        &mut fx.con,
+        &[
+            "VIOLET.TOP",
+            NS,
+            "COUNT",
+            "5",
+            "OFFSET",
+            "39",
+            "maxbytes",
+            "1",
+        ],
+    );
+    assert_eq!(page, all[39..]);
+    let none: Vec<Row> = ok(
+        &mut fx.con,
+        &["VIOLET.TOP", NS, "OFFSET", "40", "MAXBYTES", "1"],
+    );
+    assert!(none.is_empty());
+    let zero: Vec<Row> = ok(
+        &mut fx.con,
+        &["VIOLET.TOP", NS, "COUNT", "0", "MAXBYTES", "1"],
+    );
+    assert!(zero.is_empty());
+    for bad in ["0", "-1", "x", "18446744073709551616"] {
+        let message = fx.refused(&["VIOLET.TOP", NS, "MAXBYTES", bad], "ERR");
+        assert!(message.contains("MAXBYTES"), "{message}");
+    }
+    fx.refused(&["VIOLET.TOP", NS, "MAXBYTES"], "ERR");
+    // `COMMAND DOCS` names the option.
+    let docs: Value = ok(&mut fx.con, &["COMMAND", "DOCS", "VIOLET.TOP"]);
+    let docs = format!("{docs:?}");
+    assert!(
+        docs.contains("maxbytes") && docs.contains("MAXBYTES"),
+        "{docs}"
+    );
+}
+
 #[test]
 fn room_members_and_where_read_one_room_or_socket() {
     let mut fx = fixture();

@@ -401,6 +401,199 @@ async fn top_lists_too_large_for_a_reply_keep_the_first_rooms_and_say_so() {
     assert_consistent(&redis).await;
 }
 
+/// `VIOLET.TOP` calls the shim has made to `redis` since the stats were reset.
+async fn top_calls(redis: &RedisServer) -> u64 {
+    let mut con = redis_connection(redis).await;
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    stats
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("cmdstat_violet.top:"))
+        .and_then(|l| l.split(['=', ',']).nth(1))
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+/// However deep clients ask, the shared snapshot is read at most once per
+/// second, and each read lists rooms only up to the reply bound: rising
+/// counts and offsets from many connections cost Redis about one bounded
+/// `VIOLET.TOP` a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_requests_of_any_depth_read_redis_about_once_a_second() {
+    let redis = RedisServer::start();
+    let mut settings = config(&redis);
+    settings.max_reply_bytes = 16 * 1024;
+    let shim = Shim::start(settings).await;
+
+    // Thirty rooms of about 3 KB each: 90 KB together, the first six of
+    // which take the snapshot past its 16 KiB.
+    let mut owners = Vec::new();
+    for i in 0..30 {
+        let mut owner = shim.client().await;
+        let title = format!("{}", i % 10).repeat(3000);
+        let reply = owner
+            .request(json!({"kind": "room-created", "details": {"title": title}}))
+            .await;
+        assert!(reply["room_id"].is_string(), "{reply}");
+        owners.push(owner);
+    }
+    let mut con = redis_connection(&redis).await;
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+
+    // 25 connections, 20 requests each, every one deeper than the last.
+    let started = std::time::Instant::now();
+    let mut askers = Vec::new();
+    for c in 0..25u64 {
+        let mut client = shim.client().await;
+        askers.push(tokio::spawn(async move {
+            let mut replies = Vec::new();
+            for j in 0..20u64 {
+                let depth = 1 + j * 25 + c;
+                let request = if j % 2 == 0 {
+                    json!({"kind": "top", "count": depth * 2})
+                } else {
+                    json!({"kind": "top", "count": 1, "offset": depth})
+                };
+                let reply = client.request(request.clone()).await;
+                assert_eq!(reply["kind"], "top", "{request} -> {reply}");
+                replies.push((request, reply));
+            }
+            client.close().await;
+            replies
+        }));
+    }
+    let mut replies = Vec::new();
+    for asker in askers {
+        replies.extend(asker.await.unwrap());
+    }
+    let seconds = started.elapsed().as_secs();
+    let calls = top_calls(&redis).await;
+    // One read when the first request comes, then one per second at most.
+    assert!(
+        calls <= seconds + 2,
+        "{calls} VIOLET.TOP calls for 500 requests in {seconds} s"
+    );
+
+    // The snapshot holds the rooms up to the one that takes it past 16 KiB:
+    // offsets reach them one by one, and none after.
+    let mut lobby = shim.client().await;
+    let mut held = Vec::new();
+    loop {
+        let offset = held.len();
+        let one = lobby
+            .request(json!({"kind": "top", "count": 1, "offset": offset}))
+            .await;
+        match one["rooms"].as_array().unwrap().first() {
+            Some(room) => {
+                assert!(one.get("truncated").is_none(), "{one}");
+                held.push(room.clone());
+            }
+            None => {
+                // Past them: none, and cut.
+                assert_eq!(one["truncated"], true, "{one}");
+                break;
+            }
+        }
+    }
+    assert!((5..10).contains(&held.len()), "{} rooms held", held.len());
+    let past = lobby
+        .request(json!({"kind": "top", "count": 5, "offset": 20}))
+        .await;
+    assert_eq!(past["rooms"], json!([]));
+    assert_eq!(past["truncated"], true);
+    // Replies hold the snapshot's rooms, at most a reply's worth, and say
+    // they were cut whenever they reach past the snapshot.
+    for (request, reply) in &replies {
+        assert!(reply.to_string().len() <= 16 * 1024, "{request}");
+        let offset = request["offset"].as_u64().unwrap_or(0) as usize;
+        let count = request["count"].as_u64().unwrap() as usize;
+        let rooms = reply["rooms"].as_array().unwrap();
+        let end = (offset + count).min(held.len());
+        let start = offset.min(end);
+        assert!(rooms[..] == held[start..start + rooms.len()], "{request}");
+        if offset + count > held.len() {
+            assert_eq!(reply["truncated"], true, "{request} -> {reply}");
+        }
+    }
+    lobby.close().await;
+    for owner in owners {
+        owner.close().await;
+    }
+    shim.stop().await;
+    assert_consistent(&redis).await;
+}
+
+/// Small rooms, which `MAXBYTES` does not cut: a request deeper than a
+/// fresh snapshot waits for the next read instead of reading again, and
+/// gets every room it asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeper_top_requests_wait_for_the_next_read_instead_of_reading_again() {
+    let redis = RedisServer::start();
+    let shim = Shim::start(config(&redis)).await;
+    let mut owners = Vec::new();
+    for _ in 0..30 {
+        let mut owner = shim.client().await;
+        owner.create_room().await;
+        owners.push(owner);
+    }
+    let mut con = redis_connection(&redis).await;
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+
+    // 10 connections, 3 requests each, every one deeper than the last.
+    let started = std::time::Instant::now();
+    let mut askers = Vec::new();
+    for c in 0..10u64 {
+        let mut client = shim.client().await;
+        askers.push(tokio::spawn(async move {
+            let mut replies = Vec::new();
+            for j in 0..3u64 {
+                let depth = 11 + j * 10 + c;
+                let request = if c % 2 == 0 {
+                    json!({"kind": "top", "count": depth})
+                } else {
+                    json!({"kind": "top", "count": 1, "offset": depth - 1})
+                };
+                replies.push((request.clone(), client.request(request).await));
+            }
+            client.close().await;
+            replies
+        }));
+    }
+    let mut replies = Vec::new();
+    for asker in askers {
+        replies.extend(asker.await.unwrap());
+    }
+    let seconds = started.elapsed().as_secs();
+    let calls = top_calls(&redis).await;
+    assert!(
+        calls <= seconds + 2,
+        "{calls} VIOLET.TOP calls for 30 requests in {seconds} s"
+    );
+    for (request, reply) in &replies {
+        assert!(reply.get("truncated").is_none(), "{request} -> {reply}");
+        let offset = request["offset"].as_u64().unwrap_or(0);
+        let count = request["count"].as_u64().unwrap();
+        let expected = (offset + count).min(30).saturating_sub(offset);
+        let rooms = reply["rooms"].as_array().unwrap();
+        assert_eq!(rooms.len() as u64, expected, "{request} -> {reply}");
+    }
+    for owner in owners {
+        owner.close().await;
+    }
+    shim.stop().await;
+    assert_consistent(&redis).await;
+}
+
 /// Opens `n` TCP connections that never send a byte.
 async fn silent_connections(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
     let mut silent = Vec::new();

@@ -120,24 +120,28 @@ pub fn say(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     Ok(RedisValue::BulkString(room))
 }
 
-/// `VIOLET.TOP NS [COUNT n] [OFFSET k]`: `[[room, viewers, [field, value, ...]], ...]`.
+/// `VIOLET.TOP NS [COUNT n] [OFFSET k] [MAXBYTES b]`:
+/// `[[room, viewers, [field, value, ...]], ...]`; with `MAXBYTES`, the list
+/// stops after the room that takes its ids and details past `b` bytes.
 pub fn top(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let namespace = namespace(&args.next_arg()?)?;
-    let (mut count, mut offset) = (TOP_DEFAULT, 0);
+    let (mut count, mut offset, mut max_bytes) = (TOP_DEFAULT, 0, u64::MAX);
     while let Some(option) = args.next() {
         let value = args.next_arg()?;
         match utf8(&option)?.to_ascii_uppercase().as_str() {
             "COUNT" => count = number(&value, "COUNT", TOP_MAX)?,
             "OFFSET" => offset = number(&value, "OFFSET", u64::MAX)?,
+            "MAXBYTES" => max_bytes = number_in(&value, "MAXBYTES", 1, u64::MAX)?,
             _ => {
-                return Err(
-                    err_invalid("syntax error: VIOLET.TOP takes COUNT n and OFFSET k").into(),
+                return Err(err_invalid(
+                    "syntax error: VIOLET.TOP takes COUNT n, OFFSET k and MAXBYTES b",
                 )
+                .into())
             }
         }
     }
     let mut store = open(ctx, needs, &namespace)?;
-    let rooms = Rooms::new(&mut store, &namespace).top(offset, count)?;
+    let rooms = Rooms::new(&mut store, &namespace).top_within(offset, count, max_bytes)?;
     Ok(RedisValue::Array(rooms.into_iter().map(view).collect()))
 }
 

@@ -285,7 +285,12 @@ commands! {
         summary: c"Lists public rooms by viewers, most first",
         complexity: c"O(log(N) + M) with N public rooms and M the rooms listed",
         since: FIRST_VERSION,
-        args: &[NAMESPACE, option(c"count", c"COUNT"), option(c"offset", c"OFFSET")],
+        args: &[
+            NAMESPACE,
+            option(c"count", c"COUNT"),
+            option(c"offset", c"OFFSET"),
+            option(c"maxbytes", c"MAXBYTES"),
+        ],
     };
     ROOM = Command {
         name: c"VIOLET.ROOM",

@@ -57,6 +57,19 @@ pub struct RoomView {
     pub fields: Vec<(String, String)>,
 }
 
+impl RoomView {
+    /// What the room adds to a `VIOLET.TOP` reply, as `MAXBYTES` counts it:
+    /// the bytes of its id and of its details' names and values.
+    pub fn bytes(&self) -> u64 {
+        let fields = self
+            .fields
+            .iter()
+            .map(|(name, value)| name.len().saturating_add(value.len()))
+            .fold(0usize, usize::saturating_add);
+        u64::try_from(self.room.len().saturating_add(fields)).unwrap_or(u64::MAX)
+    }
+}
+
 /// What taking a socket out of its room involves, read before any write.
 pub(crate) struct Departure {
     pub(crate) room: String,
@@ -280,6 +293,20 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// # Errors
     /// Only what the store reports.
     pub fn top(&mut self, offset: u64, count: u64) -> Result<Vec<RoomView>> {
+        self.top_within(offset, count, u64::MAX)
+    }
+
+    /// Like [`Self::top`], but it stops adding rooms once the rooms listed
+    /// hold more than `max_bytes` (see [`RoomView::bytes`]): the room that
+    /// passes `max_bytes` is the last one listed. So a reply holds at least
+    /// one room when the ranking has one at `offset`, and at most
+    /// `max_bytes` plus one room's bytes; a caller can page on with `offset`
+    /// past the rooms it got, however large one room is. Only the rooms
+    /// listed are read.
+    ///
+    /// # Errors
+    /// Only what the store reports.
+    pub fn top_within(&mut self, offset: u64, count: u64, max_bytes: u64) -> Result<Vec<RoomView>> {
         if count == 0 {
             return Ok(Vec::new());
         }
@@ -287,8 +314,14 @@ impl<'s, S: Store> Rooms<'s, S> {
             self.store
                 .zrevrange(self.keys.rooms(), offset, offset.saturating_add(count - 1))?;
         let mut views = Vec::with_capacity(ranked.len());
+        let mut bytes: u64 = 0;
         for (room, _) in ranked {
-            views.push(self.view(room)?);
+            let view = self.view(room)?;
+            bytes = bytes.saturating_add(view.bytes());
+            views.push(view);
+            if bytes > max_bytes {
+                break;
+            }
         }
         Ok(views)
     }

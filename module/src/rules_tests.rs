@@ -323,6 +323,105 @@ fn top_pages_through_the_ranking() {
 }
 
 #[test]
+fn top_within_stops_after_the_room_that_passes_max_bytes() {
+    let mut store = MemoryStore::default();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    // Ranked c, b, a; c's details are the largest.
+    let titles = [
+        ("a", "x".to_owned()),
+        ("b", "y".repeat(100)),
+        ("c", "z".repeat(4000)),
+    ];
+    for (i, (r, title)) in titles.iter().enumerate() {
+        rooms
+            .create(
+                &sock(&format!("o{r}")),
+                named(r),
+                details(&[("title", title.as_str())]),
+            )
+            .unwrap();
+        for j in 0..i {
+            rooms.join(&sock(&format!("{r}{j}")), &room(r)).unwrap();
+        }
+    }
+    let all = rooms.top(0, 10).unwrap();
+    let ids = |views: Vec<crate::rooms::RoomView>| -> Vec<String> {
+        views.into_iter().map(|v| v.room).collect()
+    };
+    assert_eq!(ids(all.clone()), ["c", "b", "a"]);
+    // A room's bytes are its id's and its details' names and values.
+    let c = &all[0];
+    let expected: usize = c.room.len()
+        + c.fields
+            .iter()
+            .map(|(n, v)| n.len() + v.len())
+            .sum::<usize>();
+    assert_eq!(c.bytes(), expected as u64);
+    assert!(c.bytes() > 4000);
+    let (sc, sb) = (all[0].bytes(), all[1].bytes());
+
+    // Large enough: the reply is unchanged.
+    assert_eq!(rooms.top_within(0, 10, u64::MAX).unwrap(), all);
+    assert_eq!(
+        rooms.top_within(0, 10, sc + sb + all[2].bytes()).unwrap(),
+        all
+    );
+    // The room that passes the bound is the last one listed...
+    assert_eq!(ids(rooms.top_within(0, 10, sc - 1).unwrap()), ["c"]);
+    assert_eq!(ids(rooms.top_within(0, 10, sc).unwrap()), ["c", "b"]);
+    assert_eq!(
+        ids(rooms.top_within(0, 10, sc + sb - 1).unwrap()),
+        ["c", "b"]
+    );
+    assert_eq!(
+        ids(rooms.top_within(0, 10, sc + sb).unwrap()),
+        ["c", "b", "a"]
+    );
+    // ...so a reply holds at least one room, and OFFSET pages on past it.
+    assert_eq!(ids(rooms.top_within(0, 10, 1).unwrap()), ["c"]);
+    assert_eq!(ids(rooms.top_within(1, 10, 1).unwrap()), ["b"]);
+    assert_eq!(ids(rooms.top_within(2, 10, 1).unwrap()), ["a"]);
+    assert!(rooms.top_within(3, 10, 1).unwrap().is_empty());
+    assert!(rooms.top_within(0, 0, 1).unwrap().is_empty());
+    // COUNT still bounds the list, and the order and rooms are the same.
+    assert_eq!(ids(rooms.top_within(0, 2, u64::MAX).unwrap()), ["c", "b"]);
+    assert_eq!(rooms.top_within(1, 1, sb).unwrap(), all[1..2]);
+}
+
+#[test]
+fn top_within_reads_only_the_rooms_it_lists() {
+    let mut store = MemoryStore::default();
+    let mut rooms = Rooms::new(&mut store, &ns());
+    for r in 0..50 {
+        let title = "t".repeat(1000);
+        rooms
+            .create(
+                &sock(&format!("o{r}")),
+                named(&format!("r{r}")),
+                details(&[("title", title.as_str())]),
+            )
+            .unwrap();
+    }
+    drop(rooms);
+    let mut audit = ReadsBeforeWrites {
+        inner: &mut store,
+        read: Default::default(),
+    };
+    let listed = Rooms::new(&mut audit, &ns())
+        .top_within(0, 50, 2500)
+        .unwrap();
+    assert_eq!(listed.len(), 3);
+    // The ranking, then each listed room's hash and members, and no other.
+    let hashes: Vec<&String> = audit
+        .read
+        .iter()
+        .filter(|key| key.contains(":room:") && !key.ends_with(":members"))
+        .collect();
+    assert_eq!(hashes.len(), 3, "read {:?}", audit.read);
+    assert_eq!(audit.read.len(), 1 + 2 * 3, "read {:?}", audit.read);
+}
+
+#[test]
 fn check_names_each_broken_invariant() {
     let mut store = MemoryStore::default();
     open(&mut Rooms::new(&mut store, &ns()), "a", "r1");

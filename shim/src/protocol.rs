@@ -62,8 +62,10 @@
 //!   at most 1000; `offset` defaults to 0). A reply holds at most
 //!   `--max-reply-bytes` (1 MiB by default): when the rooms asked for would
 //!   not fit, it holds the first ones that do and says `"truncated":true`;
-//!   `offset` reaches the rest. (Any other reply that would not fit is a
-//!   `BAD_REQUEST` error saying so.)
+//!   `offset` reaches the rest, up to the first room whose ids and details
+//!   take the list past `--max-reply-bytes` (past it: the rooms before,
+//!   none when `offset` is past them, and `"truncated":true`). (Any other
+//!   reply that would not fit is a `BAD_REQUEST` error saying so.)
 //! - `members` lists a room's sockets a page at a time (`count` about 100
 //!   by default, at most 500), in no order: `cursor` in the reply is where
 //!   the next page starts (send it back as `cursor`), `null` after the last
@@ -429,7 +431,7 @@ impl Frame {
             Frame::Top { rooms, truncated } => {
                 // A list cut before (to what fit without the `ref`) stays
                 // marked as cut.
-                let mut cut = top_within(rooms, reference, max_bytes);
+                let mut cut = top_within(rooms.as_slice(), reference, max_bytes);
                 if let Frame::Top { truncated: now, .. } = &mut cut {
                     *now |= *truncated;
                 }
@@ -453,15 +455,54 @@ impl Frame {
     }
 }
 
+/// Rooms for a `top` frame, and whether rooms asked for after them were
+/// left out already (then the frame says `"truncated":true` even when all
+/// of these fit). Derefs to the rooms.
+#[derive(Debug, Clone, Copy)]
+pub struct TopList<'a> {
+    pub rooms: &'a [RoomInfo],
+    pub cut: bool,
+}
+
+impl std::ops::Deref for TopList<'_> {
+    type Target = [RoomInfo];
+
+    fn deref(&self) -> &[RoomInfo] {
+        self.rooms
+    }
+}
+
+impl<'a> From<&'a [RoomInfo]> for TopList<'a> {
+    fn from(rooms: &'a [RoomInfo]) -> Self {
+        Self { rooms, cut: false }
+    }
+}
+
+impl<'a> From<&'a Vec<RoomInfo>> for TopList<'a> {
+    fn from(rooms: &'a Vec<RoomInfo>) -> Self {
+        Self::from(rooms.as_slice())
+    }
+}
+
 /// A `top` frame of the first of `rooms` that fit in `max_bytes`, as text,
-/// with `ref` added when there is one; `"truncated":true` when some did not.
-pub fn top_text(rooms: &[RoomInfo], reference: Option<&Value>, max_bytes: usize) -> String {
+/// with `ref` added when there is one; `"truncated":true` when some did not
+/// (or some were left out before).
+pub fn top_text<'a>(
+    rooms: impl Into<TopList<'a>>,
+    reference: Option<&Value>,
+    max_bytes: usize,
+) -> String {
     top_within(rooms, reference, max_bytes).to_text(reference)
 }
 
 /// A `top` frame of the first of `rooms` that fit in `max_bytes` with
 /// `reference`; only those are copied, however many `rooms` holds.
-pub fn top_within(rooms: &[RoomInfo], reference: Option<&Value>, max_bytes: usize) -> Frame {
+pub fn top_within<'a>(
+    rooms: impl Into<TopList<'a>>,
+    reference: Option<&Value>,
+    max_bytes: usize,
+) -> Frame {
+    let TopList { rooms, cut } = rooms.into();
     let envelope = Frame::Top {
         rooms: Vec::new(),
         truncated: true,
@@ -481,7 +522,7 @@ pub fn top_within(rooms: &[RoomInfo], reference: Option<&Value>, max_bytes: usiz
     }
     Frame::Top {
         rooms: rooms[..fit].to_vec(),
-        truncated: fit < rooms.len(),
+        truncated: cut || fit < rooms.len(),
     }
 }
 
@@ -589,6 +630,35 @@ mod tests {
         let (text, _) = cut.to_text_within(Some(&json!(1)), 1 << 20);
         let value: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["truncated"], true, "{text}");
+    }
+
+    #[test]
+    fn rooms_left_out_of_the_snapshot_mark_the_list_as_cut() {
+        let rooms = vec![RoomInfo {
+            room_id: "r".into(),
+            viewers: 1,
+            details: BTreeMap::new(),
+        }];
+        let whole = top_text(&rooms, None, 1 << 20);
+        assert!(!whole.contains("truncated"), "{whole}");
+        let cut = TopList {
+            rooms: &rooms,
+            cut: true,
+        };
+        assert_eq!(cut.len(), 1);
+        let text = top_text(cut, None, 1 << 20);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["truncated"], true, "{text}");
+        assert_eq!(value["rooms"][0]["room_id"], "r");
+        let none = top_text(
+            TopList {
+                rooms: &[],
+                cut: true,
+            },
+            None,
+            1 << 20,
+        );
+        assert_eq!(none, r#"{"kind":"top","rooms":[],"truncated":true}"#);
     }
 
     #[test]

@@ -119,14 +119,18 @@ impl Violet {
         self.call(&cmd).await
     }
 
-    /// `VIOLET.TOP NS [COUNT n] [OFFSET k]`: public rooms, most viewers first.
+    /// `VIOLET.TOP NS [COUNT n] [OFFSET k] [MAXBYTES b]`: public rooms, most
+    /// viewers first; with `MAXBYTES`, up to the first room that takes their
+    /// ids and details past `b` bytes.
     ///
     /// # Errors
-    /// `BAD_REQUEST` for a count over the module's maximum, `UNAVAILABLE`.
+    /// `BAD_REQUEST` for a count over the module's maximum or a `max_bytes`
+    /// of 0, `UNAVAILABLE`.
     pub async fn top(
         &self,
         count: Option<u64>,
         offset: Option<u64>,
+        max_bytes: Option<u64>,
     ) -> Result<Vec<RoomInfo>, ShimError> {
         let mut cmd = self.command("VIOLET.TOP");
         if let Some(count) = count {
@@ -134,6 +138,9 @@ impl Violet {
         }
         if let Some(offset) = offset {
             cmd.arg("OFFSET").arg(offset);
+        }
+        if let Some(max_bytes) = max_bytes {
+            cmd.arg("MAXBYTES").arg(max_bytes);
         }
         let rooms: Vec<RawRoom> = self.read(&cmd).await?;
         Ok(rooms.into_iter().map(room_info).collect())

@@ -90,7 +90,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         "violet-shim listening"
     );
 
-    let top = Arc::new(TopRooms::new(violet.clone()));
+    let top = Arc::new(TopRooms::new(violet.clone(), config.max_reply_bytes));
     let background = Background::start(
         &config,
         &shim_id,

@@ -1,17 +1,31 @@
 //! The top rooms, shared by all of a shim's connections: one snapshot of the
 //! most popular rooms, read from Redis for requests at most once per
-//! [`FRESH_FOR`] (and again at once only when a request reaches deeper than
-//! the snapshot), and by the lobby at most as often for its pushes,
-//! whatever the number of clients asking. A `top` request, a `watch-top`
-//! and the lobby's pushes cost Redis nothing of their own, so no number of
-//! browsers asking for the largest list can stall Redis for the others.
+//! [`FRESH_FOR`] whatever depth they ask for, and by the lobby at most as
+//! often for its pushes, whatever the number of clients asking. A `top`
+//! request, a `watch-top` and the lobby's pushes cost Redis nothing of their
+//! own, so no number of browsers asking for the largest list can stall Redis
+//! for the others.
 //!
-//! A reply may be up to [`FRESH_FOR`] old. Through the shim, `top` reaches
-//! the first [`TOP_MAX`] rooms of the ranking: a request past them gets the
-//! ones before that bound (none when `offset` is past it).
+//! A snapshot is read as deep as the requests ask (at least [`TOP_DEFAULT`]
+//! ranks, at most [`TOP_MAX`]). A request deeper than a fresh snapshot
+//! waits until the snapshot is [`FRESH_FOR`] old, and the next read goes as
+//! deep as every request that waited. Every read passes `MAXBYTES`, the
+//! shim's `--max-reply-bytes`: the module stops after the room that takes
+//! the rooms' ids and details past that many bytes, so one read costs Redis
+//! about a reply's worth of bytes however large the rooms are, and still
+//! holds more rooms than one `top` frame can (a room's JSON is larger than
+//! its ids and details).
+//!
+//! A reply may be up to [`FRESH_FOR`] old (or wait up to that long, when it
+//! asks deeper than anyone did just before). Through the shim, `top` reaches
+//! the first [`TOP_MAX`] rooms of the ranking, and of those the ones up to
+//! the first that passes `--max-reply-bytes`: a request past them gets the
+//! ones before (none when `offset` is past them), with `"truncated":true`
+//! when `MAXBYTES` cut them.
 
-use crate::protocol::{RoomInfo, ShimError};
+use crate::protocol::{RoomInfo, ShimError, TopList};
 use crate::redis::Violet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -24,7 +38,12 @@ pub const FRESH_FOR: Duration = Duration::from_secs(1);
 /// The shared snapshot of the top rooms.
 pub struct TopRooms {
     violet: Violet,
+    /// `MAXBYTES` for every read: the shim's `--max-reply-bytes`.
+    max_bytes: u64,
     snapshot: Mutex<Option<Snapshot>>,
+    /// The deepest rank asked for that the snapshot did not reach, for the
+    /// next read.
+    wanted: AtomicU64,
 }
 
 struct Snapshot {
@@ -32,25 +51,45 @@ struct Snapshot {
     /// How many ranks were asked for (the ranking may hold fewer rooms).
     depth: u64,
     rooms: Arc<Vec<RoomInfo>>,
+    /// Whether `MAXBYTES` may have left rooms of the ranking out after these.
+    cut: bool,
 }
 
 /// Some ranks of a snapshot: `rooms[range]`, without copying them.
 pub struct TopSlice {
     rooms: Arc<Vec<RoomInfo>>,
     range: std::ops::Range<usize>,
+    cut: bool,
 }
 
 impl TopSlice {
-    pub fn rooms(&self) -> &[RoomInfo] {
-        &self.rooms[self.range.clone()]
+    /// The rooms, and whether some asked for were left out of the snapshot.
+    pub fn rooms(&self) -> TopList<'_> {
+        TopList {
+            rooms: &self.rooms[self.range.clone()],
+            cut: self.cut,
+        }
     }
 }
 
+/// What a room counts for `MAXBYTES`: its id's bytes and its details'.
+fn room_bytes(room: &RoomInfo) -> u64 {
+    let details: usize = room
+        .details
+        .iter()
+        .map(|(name, value)| name.len().saturating_add(value.len()))
+        .fold(0, usize::saturating_add);
+    u64::try_from(room.room_id.len().saturating_add(details)).unwrap_or(u64::MAX)
+}
+
 impl TopRooms {
-    pub fn new(violet: Violet) -> Self {
+    /// Top rooms read with `MAXBYTES max_bytes` (at least 1).
+    pub fn new(violet: Violet, max_bytes: usize) -> Self {
         Self {
             violet,
+            max_bytes: u64::try_from(max_bytes).unwrap_or(u64::MAX).max(1),
             snapshot: Mutex::new(None),
+            wanted: AtomicU64::new(0),
         }
     }
 
@@ -93,31 +132,71 @@ impl TopRooms {
         let count = count.min(TOP_MAX - offset);
         let depth = offset + count;
         // One reader at a time: requests that arrive while the snapshot is
-        // read wait for it instead of reading it again.
+        // read wait for it instead of reading it again. A request deeper
+        // than a fresh snapshot waits until the snapshot may be read again
+        // (it is read then as deep as all such requests asked), so no
+        // depth asked reads Redis more than once per `max_age`.
         let mut snapshot = self.snapshot.lock().await;
-        let fresh = snapshot.as_ref().filter(|s| s.taken.elapsed() < max_age);
-        let rooms = match fresh {
-            Some(s) if s.depth >= depth => s.rooms.clone(),
-            _ => {
-                let depth = depth.max(fresh.map_or(0, |s| s.depth)).max(TOP_DEFAULT);
-                let rooms = Arc::new(self.violet.top(Some(depth), None).await?);
-                *snapshot = Some(Snapshot {
-                    taken: Instant::now(),
-                    depth,
-                    rooms: rooms.clone(),
-                });
-                rooms
+        let (rooms, cut) = loop {
+            let age = snapshot.as_ref().map(|s| s.taken.elapsed());
+            match snapshot.as_ref() {
+                Some(s) if s.taken.elapsed() < max_age => {
+                    // A snapshot cut by bytes holds all a deeper read would.
+                    if s.depth >= depth || s.cut {
+                        break (s.rooms.clone(), s.cut);
+                    }
+                    self.wanted.fetch_max(depth, Ordering::Relaxed);
+                    let wait = max_age.saturating_sub(age.unwrap_or_default());
+                    drop(snapshot);
+                    tokio::time::sleep(wait).await;
+                    snapshot = self.snapshot.lock().await;
+                }
+                _ => {
+                    let depth = depth
+                        .max(self.wanted.swap(0, Ordering::Relaxed))
+                        .max(TOP_DEFAULT);
+                    let rooms = self
+                        .violet
+                        .top(Some(depth), None, Some(self.max_bytes))
+                        .await?;
+                    let listed = rooms.iter().map(room_bytes).fold(0, u64::saturating_add);
+                    let cut = rooms.len() < usize::try_from(depth).unwrap_or(usize::MAX)
+                        && listed > self.max_bytes;
+                    let rooms = Arc::new(rooms);
+                    *snapshot = Some(Snapshot {
+                        taken: Instant::now(),
+                        depth,
+                        rooms: rooms.clone(),
+                        cut,
+                    });
+                    break (rooms, cut);
+                }
             }
         };
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(rooms.len());
-        let end = usize::try_from(depth)
-            .unwrap_or(usize::MAX)
-            .min(rooms.len());
+        let wanted = usize::try_from(depth).unwrap_or(usize::MAX);
+        let end = wanted.min(rooms.len());
         Ok(TopSlice {
+            cut: cut && wanted > rooms.len(),
             rooms,
             range: start..end,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_counts_its_id_and_details() {
+        let room = RoomInfo {
+            room_id: "r1".into(),
+            viewers: 7,
+            details: [("title".to_owned(), "abc".to_owned())].into(),
+        };
+        assert_eq!(room_bytes(&room), 2 + 5 + 3);
     }
 }
