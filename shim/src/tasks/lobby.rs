@@ -1,7 +1,7 @@
 //! The lobby watcher: fresh `top` frames for the connections that asked for
 //! them with `watch-top`.
 
-use crate::protocol::RoomInfo;
+use crate::protocol::TopList;
 use crate::registry::Hub;
 use crate::top::TopRooms;
 use axum::extract::ws::Utf8Bytes;
@@ -72,7 +72,8 @@ struct Cut {
 struct TopFrames {
     /// The first rooms that fit in the reply limit, as JSON.
     rooms: Vec<String>,
-    /// The rooms of the snapshot, whether they fit or not.
+    /// The rooms of the snapshot, whether they fit or not; unbounded when
+    /// the snapshot itself was cut short.
     total: usize,
 }
 
@@ -80,7 +81,8 @@ struct TopFrames {
 const ENVELOPE: &str = r#"{"kind":"top","rooms":[],"truncated":true}"#;
 
 impl TopFrames {
-    fn new(rooms: &[RoomInfo], max_bytes: usize) -> Self {
+    fn new(list: TopList<'_>, max_bytes: usize) -> Self {
+        let rooms = list.rooms;
         let mut size = ENVELOPE.len();
         let mut written = Vec::new();
         for room in rooms {
@@ -97,7 +99,7 @@ impl TopFrames {
         }
         Self {
             rooms: written,
-            total: rooms.len(),
+            total: if list.cut { usize::MAX } else { rooms.len() },
         }
     }
 
@@ -123,7 +125,7 @@ impl TopFrames {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::top_text;
+    use crate::protocol::{top_text, RoomInfo};
     use std::collections::BTreeMap;
 
     fn rooms(n: usize, detail_bytes: usize) -> Vec<RoomInfo> {
@@ -145,7 +147,7 @@ mod tests {
             (40, 3000, 1000),
         ] {
             let rooms = rooms(n, detail);
-            let frames = TopFrames::new(&rooms, max_bytes);
+            let frames = TopFrames::new(TopList::from(&rooms), max_bytes);
             for count in [0, 1, 2, 5, 12, 39, 40, 41, 1000] {
                 let expected = top_text(&rooms[..count.min(n)], None, max_bytes);
                 assert_eq!(
@@ -158,9 +160,33 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_cut_short_marks_deeper_counts_truncated() {
+        let rooms = rooms(5, 10);
+        let list = TopList {
+            rooms: &rooms,
+            cut: true,
+        };
+        let frames = TopFrames::new(list, 1 << 20);
+        assert_eq!(frames.text(frames.cut(5)), top_text(&rooms, None, 1 << 20));
+        let deeper = frames.cut(6);
+        assert_eq!((deeper.rooms, deeper.truncated), (5, true));
+        assert_eq!(
+            frames.text(deeper),
+            top_text(
+                TopList {
+                    rooms: &rooms,
+                    cut: true
+                },
+                None,
+                1 << 20
+            )
+        );
+    }
+
+    #[test]
     fn counts_past_what_fits_share_one_frame() {
         let rooms = rooms(40, 100);
-        let frames = TopFrames::new(&rooms, 1500);
+        let frames = TopFrames::new(TopList::from(&rooms), 1500);
         let cut = frames.cut(20);
         assert!(cut.truncated && cut.rooms < 20, "{cut:?}");
         assert_eq!(frames.cut(21), cut);
