@@ -772,6 +772,30 @@ impl Drop for LimitedShim {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_connection_limit_fits_the_open_file_limit() {
+    let redis = RedisServer::start();
+    // 2,000 files: 1,024 pending connections and 64 spare leave 912.
+    let shim = LimitedShim::start(&redis, 2000, &[]).await;
+    let log = shim.log();
+    assert!(
+        log.contains("WebSockets limited by the open-file limit")
+            && log.contains("max_connections=912"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("WARN"),
+        "a default is no cause for a warning:\n{log}"
+    );
+    // Asked for explicitly, the same limit is a warning.
+    let shim = LimitedShim::start(&redis, 2000, &["--max-connections", "5000"]).await;
+    let log = shim.log();
+    assert!(
+        log.contains("WARN") && log.contains("max_connections=912"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_file_descriptors_the_listener_waits_and_serves_again() {
     let redis = RedisServer::start();
     // 64 files, and a pending bound too high to keep the shim within them.

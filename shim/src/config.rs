@@ -6,6 +6,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// WebSocket connections open at once by default: what 1 GiB holds idle.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+
 /// The command line of `violet-shim`. Every option can also be given as the
 /// `VIOLET_*` environment variable named in `--help`.
 #[derive(Debug, Clone, Parser)]
@@ -85,10 +88,11 @@ pub struct Cli {
     #[arg(long, env = "VIOLET_RATE_STRIKES", default_value_t = 50)]
     pub rate_strikes: u32,
 
-    /// The most WebSocket connections open at once; more get 503. An idle
-    /// connection takes about 7 KiB, so the default fits in 1 GiB.
-    #[arg(long, env = "VIOLET_MAX_CONNECTIONS", default_value_t = 100_000)]
-    pub max_connections: usize,
+    /// The most WebSocket connections open at once; more get 503. By
+    /// default 100,000 (an idle connection takes about 7 KiB, so they fit
+    /// in 1 GiB), or as many as the open-file limit allows.
+    #[arg(long, env = "VIOLET_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 
     /// The most TCP connections not yet upgraded to WebSockets (handshakes,
     /// page and metrics requests) at once; past it the shim accepts no more
@@ -213,7 +217,10 @@ impl Cli {
                 burst: self.rate_burst,
                 strikes: self.rate_strikes,
             },
-            max_connections: self.max_connections.max(1),
+            max_connections: self
+                .max_connections
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+                .max(1),
             max_pending_connections: self.max_pending_connections.max(1),
             handshake_timeout: Duration::from_millis(self.handshake_timeout_ms.max(1)),
             max_queue_bytes: self.max_queue_bytes.max(1),
@@ -283,7 +290,7 @@ impl Default for Config {
                 burst: 40,
                 strikes: 50,
             },
-            max_connections: 100_000,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             max_pending_connections: 1024,
             handshake_timeout: Duration::from_secs(5),
             max_queue_bytes: 1 << 20,

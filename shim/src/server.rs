@@ -182,8 +182,8 @@ pub async fn launch(cli: Cli, shutdown: impl Future) -> io::Result<()> {
             (server.url(), Some(server))
         }
     };
-    let config = cli.config(redis_url);
-    raise_file_limit(&config);
+    let mut config = cli.config(redis_url);
+    fit_file_limit(&mut config, cli.max_connections.is_some());
     let address = std::net::SocketAddr::new(cli.bind, cli.listen_port());
     let result = match TcpListener::bind(address).await {
         Ok(listener) => run(listener, config, shutdown).await,
@@ -203,18 +203,36 @@ pub async fn launch(cli: Cli, shutdown: impl Future) -> io::Result<()> {
 }
 
 /// Raises the soft limit on open files as far as the hard limit allows (as
-/// Go programs do), and warns when it is still too low for the connection
-/// limits: past it accepts fail (and are retried) instead of being refused.
-fn raise_file_limit(config: &Config) {
-    let wanted = config.max_connections + config.max_pending_connections + 64;
-    let wanted = u64::try_from(wanted).unwrap_or(u64::MAX);
+/// Go programs do). When the connection limits still do not fit, the shim
+/// serves as many WebSockets as the files allow: past them upgrades get 503,
+/// instead of accepts failing. It warns when `--max-connections` was given,
+/// and says so when the default was lowered.
+fn fit_file_limit(config: &mut Config, explicit: bool) {
+    let reserve = config.max_pending_connections + 64;
+    let wanted = u64::try_from(config.max_connections + reserve).unwrap_or(u64::MAX);
     match rlimit::increase_nofile_limit(wanted) {
-        Ok(limit) if limit < wanted => warn!(
-            limit,
-            wanted,
-            "the open-file limit is below --max-connections plus --max-pending-connections; \
-             raise `ulimit -n` or lower them"
-        ),
+        Ok(limit) if limit < wanted => {
+            let fits = usize::try_from(limit)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(reserve)
+                .max(1);
+            config.max_connections = fits;
+            if explicit {
+                warn!(
+                    limit,
+                    max_connections = fits,
+                    "the open-file limit is below --max-connections plus \
+                     --max-pending-connections; serving fewer WebSockets \
+                     (raise `ulimit -n` for more)"
+                );
+            } else {
+                info!(
+                    limit,
+                    max_connections = fits,
+                    "WebSockets limited by the open-file limit"
+                );
+            }
+        }
         Ok(_) => {}
         Err(error) => warn!(%error, "could not read or raise the open-file limit"),
     }
