@@ -650,6 +650,26 @@ fn check_reads_the_namespace_not_the_keyspace() {
         pipe.cmd("SET").arg(format!("other:{i}")).arg("x").ignore();
     }
     let () = pipe.query(&mut fx.con).unwrap();
+    // The reaper walks the keyspace once after load, a step every 20 ms,
+    // looking for namespaces: let that walk end first (no SCAN for 300 ms).
+    let scans = |con: &mut redis::Connection| -> String {
+        let stats: String = ok(con, &["INFO", "commandstats"]);
+        stats
+            .lines()
+            .find(|l| l.starts_with("cmdstat_scan:"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut walked = false;
+    for _ in 0..100 {
+        let before = scans(&mut fx.con);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if scans(&mut fx.con) == before {
+            walked = true;
+            break;
+        }
+    }
+    assert!(walked, "the reaper's walk of the keyspace never ended");
     let _: () = ok(&mut fx.con, &["CONFIG", "RESETSTAT"]);
     fx.check();
     let stats: String = ok(&mut fx.con, &["INFO", "commandstats"]);
