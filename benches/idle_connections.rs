@@ -11,15 +11,6 @@ use support::RedisServer;
 
 const CONNECTIONS: usize = 10_000;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// Stops the shim however the benchmark ends.
 struct Shim(std::process::Child);
 
@@ -58,7 +49,7 @@ async fn main() {
     };
     first.next().await.expect("a welcome").expect("a welcome");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kib(pid);
+    let before = support::rss_kib(pid);
 
     let mut open = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
@@ -69,7 +60,7 @@ async fn main() {
         open.push(ws);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(pid);
+    let after = support::rss_kib(pid);
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / CONNECTIONS as f64;
     println!(
         "violet-shim: {CONNECTIONS} idle connections, RSS {} MiB -> {} MiB: {:.1} KiB per connection",

@@ -434,15 +434,6 @@ fn cpu_time(pid: &str) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// A server under test: its process, its Redis, its port.
 struct Target {
     kind: Kind,
@@ -530,7 +521,7 @@ async fn idle_memory(target: &Target, count: usize) -> f64 {
     let pid = target.process.id();
     let first = open(target.kind, target.port).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kib(pid);
+    let before = support::rss_kib(pid);
     let open_all = futures_util::stream::iter(0..count)
         .map(|_| open(target.kind, target.port))
         .buffer_unordered(32)
@@ -538,7 +529,7 @@ async fn idle_memory(target: &Target, count: usize) -> f64 {
     let mut all = open_all.await;
     // Socket.IO pings every 25 s; the connections are read until then.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(pid);
+    let after = support::rss_kib(pid);
     for ws in &mut all {
         let _ = ws.close(None).await;
     }

@@ -46,15 +46,6 @@ const PER_CONNECTION_KIB: u64 = (QUEUE_BYTES + 2 * REPLY_BYTES) / 1024 + 144;
 /// ordinary ones and the shim itself.
 const RSS_BOUND_KIB: u64 = 4 * HOSTILE_EACH as u64 * PER_CONNECTION_KIB + 128 * 1024;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 async fn connect(url: &str) -> (Ws, String) {
@@ -203,7 +194,7 @@ async fn hostile_clients_do_not_hurt_ordinary_ones() {
     .await;
     let pid = shim.0.id();
     let url = format!("ws://127.0.0.1:{port}/");
-    let idle_rss = rss_kib(pid);
+    let idle_rss = support::rss_kib(pid);
 
     // Big public rooms, made by hand (their sockets hold no lease).
     let mut con = redis_connection(&redis).await;
@@ -272,14 +263,14 @@ async fn hostile_clients_do_not_hurt_ordinary_ones() {
 
     let mut peak_rss = 0;
     while Instant::now() < until {
-        peak_rss = peak_rss.max(rss_kib(pid));
+        peak_rss = peak_rss.max(support::rss_kib(pid));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut latencies = Vec::new();
     for user in users {
         latencies.extend(user.await.expect("an ordinary user"));
     }
-    peak_rss = peak_rss.max(rss_kib(pid));
+    peak_rss = peak_rss.max(support::rss_kib(pid));
     for task in hostile {
         task.abort();
     }
