@@ -21,15 +21,6 @@ const LEASE_MS: u64 = 3_000;
 const PIPELINE: usize = 1_000;
 const RENEWALS: usize = 20_000;
 
-fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> String {
-    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(field))
-        .unwrap_or_else(|| panic!("no {field} in {info}"))
-        .trim()
-        .to_owned()
-}
-
 fn main() {
     let server = RedisServer::start();
     let mut con = server.connection();
@@ -82,10 +73,10 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let longest_run = info_field(&mut con, "violet", "violet_reaper_longest_run_us:");
-    let runs = info_field(&mut con, "violet", "violet_reaper_busy_runs:");
-    let slow_runs = info_field(&mut con, "violet", "violet_reaper_slow_runs:");
-    let reaped = info_field(&mut con, "violet", "violet_reaper_reaped:");
+    let longest_run = support::info_field(&mut con, "violet", "violet_reaper_longest_run_us:");
+    let runs = support::info_field(&mut con, "violet", "violet_reaper_busy_runs:");
+    let slow_runs = support::info_field(&mut con, "violet", "violet_reaper_slow_runs:");
+    let reaped = support::info_field(&mut con, "violet", "violet_reaper_reaped:");
     let check: String = redis::cmd("VIOLET.CHECK").arg(NS).query(&mut con).unwrap();
     assert_eq!(check, "OK");
 
@@ -100,7 +91,7 @@ fn main() {
             .ignore();
     }
     let () = pipe.query(&mut con).unwrap();
-    let renewal = info_field(&mut con, "commandstats", "cmdstat_VIOLET.LEASE:");
+    let renewal = support::info_field(&mut con, "commandstats", "cmdstat_VIOLET.LEASE:");
     let per_call = renewal
         .split(',')
         .find_map(|part| part.strip_prefix("usec_per_call="))

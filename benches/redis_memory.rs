@@ -14,10 +14,8 @@ const NODES: usize = 10;
 const PIPELINE: usize = 1_000;
 
 fn used_memory(con: &mut redis::Connection) -> u64 {
-    let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
+    support::info_field(con, "memory", "used_memory:")
+        .parse()
         .expect("used_memory")
 }
 
