@@ -815,6 +815,69 @@ pub fn hash_get(
     result
 }
 
+/// Every field and value of the hash at `key`, read through the key itself
+/// (`RedisModule_ScanKey`) rather than an `HGETALL` call, which makes Redis
+/// build a reply for Violet to parse again: about a fifth of the cost per
+/// field. Bytes that are not UTF-8 are replaced, as in every read. `Err` if
+/// the key holds another type.
+pub fn hash_pairs(ctx: &Context, key: &RedisString) -> Result<Vec<(String, String)>, ()> {
+    let handle = raw::open_key(ctx.ctx, key.inner, raw::KeyMode::READ);
+    if handle.is_null() {
+        return Ok(Vec::new());
+    }
+    // SAFETY: `handle` is open until closed below and nothing writes the key
+    // meanwhile; `pairs` outlives the scan that `collect_pair` writes it
+    // through; the cursor is made and destroyed here.
+    let result = unsafe {
+        match KeyType::from(raw::RedisModule_KeyType.map_or(0, |f| f(handle))) {
+            KeyType::Empty => Ok(Vec::new()),
+            KeyType::Hash => {
+                let length = raw::RedisModule_ValueLength.map_or(0, |f| f(handle));
+                let mut pairs: Vec<(String, String)> = Vec::with_capacity(length);
+                if let (Some(create), Some(scan), Some(destroy)) = (
+                    raw::RedisModule_ScanCursorCreate,
+                    raw::RedisModule_ScanKey,
+                    raw::RedisModule_ScanCursorDestroy,
+                ) {
+                    let cursor = create();
+                    // A small hash is scanned in one step; a large one in
+                    // several, until the scan says it is done.
+                    while scan(
+                        handle,
+                        cursor,
+                        Some(collect_pair),
+                        (&raw mut pairs).cast::<std::ffi::c_void>(),
+                    ) != 0
+                    {}
+                    destroy(cursor);
+                }
+                Ok(pairs)
+            }
+            _ => Err(()),
+        }
+    };
+    raw::close_key(handle);
+    result
+}
+
+/// `RedisModule_ScanKey`'s callback for [`hash_pairs`]: adds one field and
+/// its value to the `Vec` behind `pairs`.
+extern "C" fn collect_pair(
+    _key: *mut raw::RedisModuleKey,
+    field: *mut raw::RedisModuleString,
+    value: *mut raw::RedisModuleString,
+    pairs: *mut std::ffi::c_void,
+) {
+    if field.is_null() || value.is_null() || pairs.is_null() {
+        return;
+    }
+    let text = |string| String::from_utf8_lossy(RedisString::string_as_slice(string)).into_owned();
+    // SAFETY: `pairs` is the `Vec` that `hash_pairs` passed to the scan it
+    // is still running, borrowed by nothing else meanwhile.
+    let pairs = unsafe { &mut *pairs.cast::<Vec<(String, String)>>() };
+    pairs.push((text(field), text(value)));
+}
+
 /// How many strings one [`Strings`] keeps.
 const KEPT_STRINGS: usize = 32;
 

@@ -300,8 +300,8 @@ impl Store for RedisStore<'_> {
     }
 
     fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>> {
-        self.permit(key)?;
-        self.read("HGETALL", &[key], pairs)
+        let key = self.readable(key)?;
+        ffi::hash_pairs(self.ctx, &key).map_err(|()| err_wrong_type())
     }
 
     fn hset(&mut self, key: &str, fields: &[(&str, &str)]) -> Result<()> {

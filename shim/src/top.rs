@@ -9,12 +9,14 @@
 //! A snapshot is read as deep as the requests ask (at least [`TOP_DEFAULT`]
 //! ranks, at most [`TOP_MAX`]). A request deeper than a fresh snapshot
 //! waits until the snapshot is [`FRESH_FOR`] old, and the next read goes as
-//! deep as every request that waited. Every read passes `MAXBYTES`, the
-//! shim's `--max-reply-bytes`: the module stops after the room that takes
-//! the rooms' ids and details past that many bytes, so one read costs Redis
-//! about a reply's worth of bytes however large the rooms are, and still
-//! holds more rooms than one `top` frame can (a room's JSON is larger than
-//! its ids and details).
+//! deep as every request that waited. A read stops after the room that
+//! takes the rooms' ids and details past the shim's `--max-reply-bytes`, so
+//! it copies about a reply's worth of bytes however large the rooms are, and
+//! still holds more rooms than one `top` frame can (a room's JSON is larger
+//! than its ids and details). It asks Redis a page at a time
+//! ([`PAGE_ROOMS`] rooms, [`PAGE_BYTES`] bytes through `MAXBYTES`), so no one
+//! command of it costs Redis more than about a millisecond, however many
+//! rooms and fields there are.
 //!
 //! A reply may be up to [`FRESH_FOR`] old (or wait up to that long, when it
 //! asks deeper than anyone did just before). Through the shim, `top` reaches
@@ -25,6 +27,7 @@
 
 use crate::protocol::{RoomInfo, ShimError, TopList};
 use crate::redis::Violet;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +37,14 @@ use violet_contract::limits::{TOP_DEFAULT, TOP_MAX};
 
 /// How long a snapshot answers requests before it is read again.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// The most rooms one read of the snapshot asks Redis for: a page of rooms
+/// with the most fields, the smallest, costs Redis under a millisecond.
+const PAGE_ROOMS: u64 = 32;
+
+/// The most bytes (as `MAXBYTES` counts them) one read of the snapshot asks
+/// Redis for.
+const PAGE_BYTES: u64 = 64 * 1024;
 
 /// The shared snapshot of the top rooms.
 pub struct TopRooms {
@@ -155,13 +166,7 @@ impl TopRooms {
                     let depth = depth
                         .max(self.wanted.swap(0, Ordering::Relaxed))
                         .max(TOP_DEFAULT);
-                    let rooms = self
-                        .violet
-                        .top(Some(depth), None, Some(self.max_bytes))
-                        .await?;
-                    let listed = rooms.iter().map(room_bytes).fold(0, u64::saturating_add);
-                    let cut = rooms.len() < usize::try_from(depth).unwrap_or(usize::MAX)
-                        && listed > self.max_bytes;
+                    let (rooms, cut) = self.read(depth).await?;
                     let rooms = Arc::new(rooms);
                     *snapshot = Some(Snapshot {
                         taken: Instant::now(),
@@ -183,6 +188,44 @@ impl TopRooms {
             rooms,
             range: start..end,
         })
+    }
+
+    /// The first `depth` ranks, read in pages of at most [`PAGE_ROOMS`]
+    /// rooms and [`PAGE_BYTES`] bytes, until the ranking ends or the rooms
+    /// pass `max_bytes`; and whether they did (rooms may be missing after
+    /// them). Each page is one command, so Redis serves other clients
+    /// between them. The ranking may change between pages: a room that
+    /// drops past a page boundary is kept once; one that climbs past one is
+    /// missed until the next snapshot.
+    async fn read(&self, depth: u64) -> Result<(Vec<RoomInfo>, bool), ShimError> {
+        let mut rooms = Vec::new();
+        let mut listed: HashSet<String> = HashSet::new();
+        let (mut offset, mut bytes) = (0_u64, 0_u64);
+        while offset < depth {
+            if bytes > self.max_bytes {
+                return Ok((rooms, true));
+            }
+            let count = (depth - offset).min(PAGE_ROOMS);
+            let page_bytes = (self.max_bytes - bytes).clamp(1, PAGE_BYTES);
+            let page = self
+                .violet
+                .top(Some(count), Some(offset), Some(page_bytes))
+                .await?;
+            let got = u64::try_from(page.len()).unwrap_or(u64::MAX);
+            let page_listed = page.iter().map(room_bytes).fold(0, u64::saturating_add);
+            bytes = bytes.saturating_add(page_listed);
+            offset = offset.saturating_add(got);
+            for room in page {
+                if listed.insert(room.room_id.clone()) {
+                    rooms.push(room);
+                }
+            }
+            // A short page not cut by its bytes is the end of the ranking.
+            if got < count && page_listed <= page_bytes {
+                break;
+            }
+        }
+        Ok((rooms, offset < depth && bytes > self.max_bytes))
     }
 }
 
