@@ -1,10 +1,12 @@
 //! Settings: the command line, the `VIOLET_*` environment, and the
 //! [`Config`] that [`crate::run`] takes.
 
+use crate::redis::Durability;
 use clap::Parser;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use violet_contract::limits::MAX_ID_BYTES;
 
 /// WebSocket connections open at once by default: what 1 GiB holds idle.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
@@ -50,9 +52,40 @@ pub struct Cli {
     #[arg(long, env = "VIOLET_REDIS_URL")]
     pub redis_url: Option<String>,
 
-    /// The Violet namespace: one app, one region.
-    #[arg(long, env = "VIOLET_NAMESPACE", default_value = "watch-party")]
-    pub namespace: String,
+    /// A Redis Cluster to use instead: seed nodes, `host:port` or
+    /// `redis://[user:password@]host:port` (`rediss://` for TLS), repeatable
+    /// or comma-separated. The shim finds the rest of the cluster from them
+    /// and follows its failovers and resharding.
+    #[arg(
+        long = "redis-cluster",
+        env = "VIOLET_REDIS_CLUSTER",
+        value_delimiter = ',',
+        value_name = "HOST:PORT",
+        conflicts_with_all = ["redis_url", "redis_host_positional"]
+    )]
+    pub redis_cluster: Vec<String>,
+
+    /// A Violet namespace to serve (one app, one region), repeatable or
+    /// comma-separated: a page connects to `/ws/{namespace}`, and `/` and
+    /// `/ws` serve the first one.
+    #[arg(
+        long = "namespace",
+        env = "VIOLET_NAMESPACE",
+        value_delimiter = ',',
+        default_value = "watch-party"
+    )]
+    pub namespaces: Vec<String>,
+
+    /// Acknowledge a create, join or leave to its client only once this many
+    /// replicas have it (Redis `WAIT`), so that a failover cannot lose it; a
+    /// change they do not confirm within --wait-timeout-ms gets UNAVAILABLE.
+    /// 0 (the default) does not wait.
+    #[arg(long, env = "VIOLET_WAIT_REPLICAS", default_value_t = 0)]
+    pub wait_replicas: u32,
+
+    /// Milliseconds Redis waits for --wait-replicas replicas.
+    #[arg(long, env = "VIOLET_WAIT_TIMEOUT_MS", default_value_t = 1_000)]
+    pub wait_timeout_ms: u64,
 
     /// The folder served at `/` [default: `static/` in the current folder,
     /// else the workspace's `static/`].
@@ -167,6 +200,8 @@ pub struct Cli {
 pub enum RedisTarget {
     /// An existing server.
     External(String),
+    /// A Redis Cluster, by its seed nodes' URLs.
+    Cluster(Vec<String>),
     /// A redis-server the shim starts and stops itself.
     Embedded {
         redis_server: PathBuf,
@@ -181,7 +216,7 @@ impl Cli {
     }
 
     /// The Redis to use: the positional REDIS_HOST, else `--redis-url`, else
-    /// an embedded server.
+    /// `--redis-cluster`, else an embedded server.
     pub fn redis_target(&self) -> RedisTarget {
         if let Some(host) = &self.redis_host_positional {
             let has_port = match host.strip_prefix('[') {
@@ -198,6 +233,9 @@ impl Cli {
         if let Some(url) = &self.redis_url {
             return RedisTarget::External(url.clone());
         }
+        if !self.redis_cluster.is_empty() {
+            return RedisTarget::Cluster(self.redis_cluster.iter().map(|s| seed_url(s)).collect());
+        }
         RedisTarget::Embedded {
             redis_server: self.redis_server.clone(),
             module: self.module.clone().unwrap_or_else(default_module),
@@ -208,7 +246,11 @@ impl Cli {
     pub fn config(&self, redis_url: String) -> Config {
         Config {
             redis_url,
-            namespace: self.namespace.clone(),
+            namespaces: self.namespaces.clone(),
+            durability: (self.wait_replicas > 0).then(|| Durability {
+                replicas: self.wait_replicas,
+                timeout: Duration::from_millis(self.wait_timeout_ms.max(1)),
+            }),
             static_dir: self.static_dir.clone().unwrap_or_else(default_static_dir),
             allowed_origins: self.allowed_origins.clone(),
             max_frame_bytes: self.max_frame_bytes.max(1),
@@ -249,8 +291,14 @@ pub struct RateLimit {
 /// Everything [`crate::run`] needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The Redis server, when `cluster_seeds` is empty.
     pub redis_url: String,
-    pub namespace: String,
+    /// The seed nodes' URLs of the Redis Cluster to use, if any.
+    pub cluster_seeds: Vec<String>,
+    /// The namespaces served; the first is the one at `/` and `/ws`.
+    pub namespaces: Vec<String>,
+    /// Replicas that must have a change before its client is told.
+    pub durability: Option<Durability>,
     pub static_dir: PathBuf,
     pub allowed_origins: Vec<String>,
     pub max_frame_bytes: usize,
@@ -281,7 +329,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             redis_url: "redis://127.0.0.1:6379/".to_owned(),
-            namespace: "watch-party".to_owned(),
+            cluster_seeds: Vec::new(),
+            namespaces: vec!["watch-party".to_owned()],
+            durability: None,
             static_dir: default_static_dir(),
             allowed_origins: Vec::new(),
             max_frame_bytes: 65536,
@@ -303,6 +353,44 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             shim_id: None,
         }
+    }
+}
+
+impl Config {
+    /// Why the namespaces cannot be served, if they cannot: none, one
+    /// given twice, or one that is no path segment (the module checks the
+    /// rest of its rules at each command).
+    pub fn namespaces_problem(&self) -> Option<String> {
+        if self.namespaces.is_empty() {
+            return Some("no namespace to serve".to_owned());
+        }
+        for (i, namespace) in self.namespaces.iter().enumerate() {
+            if self.namespaces[..i].contains(namespace) {
+                return Some(format!("namespace {namespace:?} given twice"));
+            }
+            if namespace.is_empty()
+                || namespace.len() > MAX_ID_BYTES
+                || namespace
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || "/?#%{}".contains(c))
+            {
+                return Some(format!(
+                    "namespace {namespace:?} must be 1 to {MAX_ID_BYTES} bytes with no \
+                     space, control character or any of / ? # % {{ }}"
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// A seed as the cluster client takes it: `host:port` becomes
+/// `redis://host:port`; a URL stays as it is.
+fn seed_url(seed: &str) -> String {
+    if seed.contains("://") {
+        seed.to_owned()
+    } else {
+        format!("redis://{seed}")
     }
 }
 
@@ -369,11 +457,60 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_and_several_namespaces() {
+        let cli = Cli::try_parse_from([
+            "violet-shim",
+            "--redis-cluster",
+            "127.0.0.1:7100,rediss://:pw@h:7101",
+            "--namespace",
+            "a",
+            "--namespace",
+            "b,c",
+            "--wait-replicas",
+            "1",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.redis_target(),
+            RedisTarget::Cluster(vec![
+                "redis://127.0.0.1:7100".into(),
+                "rediss://:pw@h:7101".into()
+            ])
+        );
+        let config = cli.config(String::new());
+        assert_eq!(config.namespaces, ["a", "b", "c"]);
+        assert_eq!(config.namespaces_problem(), None);
+        assert_eq!(
+            config.durability,
+            Some(Durability {
+                replicas: 1,
+                timeout: Duration::from_secs(1)
+            })
+        );
+        assert!(Cli::try_parse_from([
+            "violet-shim",
+            "--redis-cluster",
+            "h:1",
+            "--redis-url",
+            "redis://h/"
+        ])
+        .is_err());
+        for bad in [&["a", "a"][..], &["a/b"], &["x{y}"], &[""]] {
+            let config = Config {
+                namespaces: bad.iter().map(|s| (*s).to_owned()).collect(),
+                ..Config::default()
+            };
+            assert!(config.namespaces_problem().is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn embedded_by_default() {
         let cli = Cli::try_parse_from(["violet-shim"]).unwrap();
         assert!(matches!(cli.redis_target(), RedisTarget::Embedded { .. }));
         let config = cli.config("redis://x/".into());
-        assert_eq!(config.namespace, "watch-party");
+        assert_eq!(config.namespaces, ["watch-party"]);
+        assert_eq!(config.durability, None);
         assert_eq!(config.max_frame_bytes, 65536);
         let defaults = Config::default();
         assert_eq!(config.max_queue_bytes, defaults.max_queue_bytes);

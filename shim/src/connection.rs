@@ -10,6 +10,7 @@ use crate::outbox::{outbox, Inbox, Next, Push};
 use crate::protocol::{self, detail_fields, ErrorCode, Frame, Incoming, Request, ShimError};
 use crate::ratelimit::{TokenBucket, Verdict};
 use crate::server::Shared;
+use crate::space::Space;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -87,11 +88,16 @@ type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
 /// Runs one upgraded connection to its end.
-pub(crate) async fn serve(ws: WebSocket, shared: Arc<Shared>, permit: OwnedSemaphorePermit) {
+pub(crate) async fn serve(
+    ws: WebSocket,
+    shared: Arc<Shared>,
+    space: Arc<Space>,
+    permit: OwnedSemaphorePermit,
+) {
     let socket_id = shared.next_socket_id();
     let shutdown = shared.notify_shutdown.subscribe();
     let (pushes_tx, pushes) = outbox(shared.config.push_buffer, shared.config.max_queue_bytes);
-    shared.hub.register(&socket_id, pushes_tx);
+    space.hub.register(&socket_id, pushes_tx);
     shared.metrics.connection_opened();
     debug!(socket = %socket_id, "connected");
 
@@ -101,6 +107,7 @@ pub(crate) async fn serve(ws: WebSocket, shared: Arc<Shared>, permit: OwnedSemap
         dropped: pushes.dropped(),
         socket_id,
         shared,
+        space,
         sink,
     };
     let (end, stream) = connection.run(stream, pushes, shutdown).await;
@@ -118,6 +125,8 @@ pub(crate) async fn serve(ws: WebSocket, shared: Arc<Shared>, permit: OwnedSemap
 struct Connection {
     socket_id: String,
     shared: Arc<Shared>,
+    /// The namespace the connection is in.
+    space: Arc<Space>,
     sink: Sink,
     bucket: TokenBucket,
     /// Cancelled when the hub finds the client too slow for its pushes.
@@ -243,8 +252,8 @@ impl Connection {
     /// The reply to one request: exactly one `VIOLET.*` command (none for
     /// `unwatch-top`).
     async fn respond(&self, request: Request) -> Result<Frame, ShimError> {
-        let violet = &self.shared.violet;
-        let hub = &self.shared.hub;
+        let violet = &self.space.violet;
+        let hub = &self.space.hub;
         let me = self.socket_id.as_str();
         Ok(match request {
             Request::RoomCreated { details, room_id } => {
@@ -268,7 +277,7 @@ impl Connection {
                 Frame::RoomLeft { room_id }
             }
             Request::Top { count, offset } => {
-                let top = self.shared.top.get(count, offset).await?;
+                let top = self.space.top.get(count, offset).await?;
                 protocol::top_within(top.rooms(), None, self.shared.config.max_reply_bytes)
             }
             Request::Room { room_id } => Frame::Room {
@@ -293,7 +302,7 @@ impl Connection {
             }
             Request::WatchTop { count } => {
                 let count = count.unwrap_or(TOP_DEFAULT);
-                let top = self.shared.top.get(Some(count), None).await?;
+                let top = self.space.top.get(Some(count), None).await?;
                 hub.watch_top(me, Some(count));
                 protocol::top_within(top.rooms(), None, self.shared.config.max_reply_bytes)
             }
@@ -453,10 +462,10 @@ impl Connection {
     /// Takes the socket out of its room. Retried briefly while Redis is
     /// unavailable, so that a blip does not leave a ghost viewer.
     async fn leave(&self) {
-        self.shared.hub.unregister(&self.socket_id);
+        self.space.hub.unregister(&self.socket_id);
         let mut delay = Duration::from_millis(100);
         for attempt in 0..4 {
-            match self.shared.violet.leave(&self.socket_id).await {
+            match self.space.violet.leave(&self.socket_id).await {
                 Ok(room) => {
                     debug!(socket = %self.socket_id, ?room, "left");
                     return;

@@ -24,7 +24,9 @@
 //! - [`tasks`]: the background tasks (the events subscription, the lobby
 //!   watcher).
 //! - [`top`]: the top rooms, one snapshot shared by every connection.
+//! - [`space`]: one namespace served: its client, hub and top rooms.
 //! - [`redis`]: the Violet client, one method per command.
+//! - [`link`]: the connections to Redis, one server or a cluster.
 //! - [`ratelimit`]: the per-connection token bucket.
 //! - [`embedded`]: the `redis-server` the shim runs when given no Redis.
 //! - [`metrics`]: the counters behind `GET /metrics`.
@@ -37,6 +39,7 @@ mod accept;
 pub mod config;
 mod connection;
 pub mod embedded;
+pub mod link;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;
@@ -46,6 +49,7 @@ pub mod redis;
 pub mod registry;
 mod routes;
 pub mod server;
+pub mod space;
 pub mod tasks;
 pub mod top;
 

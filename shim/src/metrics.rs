@@ -30,6 +30,7 @@ pub struct Metrics {
     redis_count: AtomicU64,
     redis_sum_micros: AtomicU64,
     redis_reads_retried: AtomicU64,
+    writes_unconfirmed: AtomicU64,
 }
 
 impl Metrics {
@@ -113,6 +114,12 @@ impl Metrics {
         self.redis_reads_retried.fetch_add(1, Relaxed);
     }
 
+    /// A change was made but fewer replicas than `--wait-replicas`
+    /// confirmed it in time.
+    pub fn write_unconfirmed(&self) {
+        self.writes_unconfirmed.fetch_add(1, Relaxed);
+    }
+
     /// The open connections.
     pub fn open_connections(&self) -> i64 {
         self.connections_open.load(Relaxed)
@@ -178,7 +185,7 @@ impl Metrics {
         metric(
             "violet_events_total",
             "counter",
-            "Events received on the namespace's channel.",
+            "Events received on the namespaces' channels.",
             self.events_in.load(Relaxed).to_string(),
         );
         metric(
@@ -186,6 +193,12 @@ impl Metrics {
             "counter",
             "Reads sent to Redis again because their connection broke under them.",
             self.redis_reads_retried.load(Relaxed).to_string(),
+        );
+        metric(
+            "violet_writes_unconfirmed_total",
+            "counter",
+            "Changes made that fewer replicas than --wait-replicas confirmed in time.",
+            self.writes_unconfirmed.load(Relaxed).to_string(),
         );
         let _ = writeln!(
             out,

@@ -1,18 +1,15 @@
-//! The Violet client: one method per `VIOLET.*` command the shim sends.
+//! The Violet client: one method per `VIOLET.*` command the shim sends, for
+//! one namespace, over the shim's [`Link`] to Redis (one server or a
+//! cluster).
 //!
-//! Commands go through [`ConnectionManager`]s, which reconnect by themselves
-//! after Redis restarts. Every call is bounded by the configured timeout; a
-//! Redis that cannot be reached makes the call fail with `UNAVAILABLE` at once
-//! instead of queueing requests.
-//!
-//! The reads whose replies can be large (`TOP`, `ROOM`, `MEMBERS`, the
-//! node's hash) travel on a connection of their own: one connection answers
-//! in order, and a large reply must never hold back the joins, leaves and
-//! messages queued behind it.
+//! Every call is bounded by the configured timeout; a Redis that cannot be
+//! reached makes the call fail with `UNAVAILABLE` at once instead of
+//! queueing requests. With [`Durability`], a change is acknowledged only
+//! once enough replicas have it.
 
+use crate::link::{Lane, Link};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, RoomInfo, ShimError};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, RedisError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,45 +35,48 @@ pub enum Lease {
 /// A room as `VIOLET.TOP` and `VIOLET.ROOM` return it.
 type RawRoom = (String, u64, Vec<String>);
 
+/// How many replicas must have a change before its client is told it is
+/// done (`--wait-replicas`, `--wait-timeout-ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    /// Replicas that must have the change (Redis `WAIT`).
+    pub replicas: u32,
+    /// How long Redis waits for them.
+    pub timeout: Duration,
+}
+
 /// A handle on the module's commands for one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Violet {
-    /// Changes and small reads.
-    connection: ConnectionManager,
-    /// Reads whose replies can be large.
-    reads: ConnectionManager,
+    link: Link,
     namespace: String,
     timeout: Duration,
+    durability: Option<Durability>,
     metrics: Arc<Metrics>,
 }
 
 impl Violet {
-    /// A client for `url`; it connects on first use.
-    ///
-    /// # Errors
-    /// When `url` is not a Redis URL this build can use.
+    /// A client for `namespace` over `link`. With `durability`, changes
+    /// wait for replicas.
     pub fn new(
-        url: &str,
+        link: Link,
         namespace: &str,
         timeout: Duration,
+        durability: Option<Durability>,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
-        let reads = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self {
-            connection,
-            reads,
+    ) -> Self {
+        Self {
+            link,
             namespace: namespace.to_owned(),
             timeout,
+            durability,
             metrics,
-        })
+        }
+    }
+
+    /// The namespace this client speaks for.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// `VIOLET.CREATE NS SOCKET ROOM|* field value ...`: the new room's id.
@@ -95,7 +95,7 @@ impl Violet {
         for (name, value) in details {
             cmd.arg(name).arg(value);
         }
-        self.call(&cmd).await
+        self.change(&cmd).await
     }
 
     /// `VIOLET.JOIN NS SOCKET ROOM`: the room the socket was in, and the
@@ -106,7 +106,7 @@ impl Violet {
     pub async fn join(&self, socket: &str, room: &str) -> Result<(Option<String>, u64), ShimError> {
         let mut cmd = self.command("VIOLET.JOIN");
         cmd.arg(socket).arg(room);
-        self.call(&cmd).await
+        self.change(&cmd).await
     }
 
     /// `VIOLET.LEAVE NS SOCKET`: the room left, if any.
@@ -116,7 +116,7 @@ impl Violet {
     pub async fn leave(&self, socket: &str) -> Result<Option<String>, ShimError> {
         let mut cmd = self.command("VIOLET.LEAVE");
         cmd.arg(socket);
-        self.call(&cmd).await
+        self.change(&cmd).await
     }
 
     /// `VIOLET.TOP NS [COUNT n] [OFFSET k] [MAXBYTES b]`: public rooms, most
@@ -261,47 +261,83 @@ impl Violet {
         cmd
     }
 
+    /// Sends `cmd`, a change or a small read.
     async fn call<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, ShimError> {
-        self.call_on(&self.connection, cmd).await
+        outcome(self.query(Lane::Changes, cmd).await)
     }
 
-    /// [`Self::call`] on the connection for large reads.
+    /// Sends the change a client asked for, `cmd`. With [`Durability`], the
+    /// reply waits until enough replicas have every change made so far on
+    /// the connection, and a change they do not all confirm in time gets
+    /// `UNAVAILABLE`: it is applied on the primary, but a failover might
+    /// lose it.
+    async fn change<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, ShimError> {
+        let Some(durability) = self.durability else {
+            return self.call(cmd).await;
+        };
+        let started = Instant::now();
+        let result = tokio::time::timeout(
+            self.timeout.saturating_add(durability.timeout),
+            self.link.query_and_wait::<T>(
+                cmd,
+                &self.namespace,
+                durability.replicas,
+                durability.timeout,
+            ),
+        )
+        .await;
+        self.metrics.redis_call(started.elapsed());
+        let replied = outcome(result.ok());
+        if replied.is_err() && self.link.is_cluster() {
+            // The cluster client learns of a failover from the redirections
+            // and broken connections of single commands, not of a pipeline
+            // sent to a chosen node, as this one is: a routed read teaches
+            // it, so that the next change goes to the new primary.
+            let _ = self.ready().await;
+        }
+        match replied? {
+            (reply, acked) if acked >= u64::from(durability.replicas) => Ok(reply),
+            (_, acked) => {
+                self.metrics.write_unconfirmed();
+                Err(ShimError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the change was made but only {acked} of {} replicas confirmed it in \
+                         time, so a failover could lose it; check and try again",
+                        durability.replicas
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// [`Self::call`] on the lane for large reads.
     ///
     /// A read changes nothing, so when its connection broke under it (a
     /// reply on it could not be parsed, or Redis dropped it) it is sent once
-    /// more, on the connection the manager makes anew: whatever broke one
-    /// reply costs the other reads queued on that connection nothing.
-    /// Changes are never sent twice; whether the first one was applied is
-    /// unknown, and the client is told `UNAVAILABLE`.
+    /// more, on the connection made anew: whatever broke one reply costs
+    /// the other reads queued on that connection nothing. Changes are never
+    /// sent twice; whether the first one was applied is unknown, and the
+    /// client is told `UNAVAILABLE`.
     async fn read<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, ShimError> {
-        match self.query(&self.reads, cmd).await {
+        match self.query(Lane::Reads, cmd).await {
             Some(Err(error)) if error.is_unrecoverable_error() => {
                 tracing::warn!(%error, "a Redis connection broke under a read; sending it again");
                 self.metrics.redis_read_retried();
-                outcome(self.query(&self.reads, cmd).await)
+                outcome(self.query(Lane::Reads, cmd).await)
             }
             first => outcome(first),
         }
     }
 
-    async fn call_on<T: FromRedisValue>(
-        &self,
-        connection: &ConnectionManager,
-        cmd: &Cmd,
-    ) -> Result<T, ShimError> {
-        outcome(self.query(connection, cmd).await)
-    }
-
-    /// Sends `cmd`; `None` when Redis did not answer in time.
+    /// Sends `cmd` on `lane`; `None` when Redis did not answer in time.
     async fn query<T: FromRedisValue>(
         &self,
-        connection: &ConnectionManager,
+        lane: Lane,
         cmd: &Cmd,
     ) -> Option<Result<T, RedisError>> {
-        let mut connection = connection.clone();
         let started = Instant::now();
-        let result =
-            tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut connection)).await;
+        let result = tokio::time::timeout(self.timeout, self.link.query::<T>(lane, cmd)).await;
         self.metrics.redis_call(started.elapsed());
         result.ok()
     }

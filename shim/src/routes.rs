@@ -2,9 +2,10 @@
 
 use crate::connection;
 use crate::server::Shared;
+use crate::space::Space;
 use axum::body::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::extract::{Path, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -30,12 +31,13 @@ const READ_BUFFER_BYTES: usize = 1024;
 /// never fills to this.
 const WRITE_BUFFER_BYTES: usize = 128 * 1024;
 
-/// The shim's routes: WebSockets at `/` and `/ws`, the page at `/`, health and
-/// metrics.
+/// The shim's routes: WebSockets at `/ws/{namespace}`, and at `/` and `/ws`
+/// for the first namespace; the page at `/`, health and metrics.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/ws", get(websocket))
+        .route("/ws/{namespace}", get(namespace_websocket))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(static_file)
@@ -49,18 +51,47 @@ async fn root(
     request: Request,
 ) -> Response {
     match upgrade {
-        Ok(upgrade) => accept(shared, upgrade, request.headers()),
+        Ok(upgrade) => {
+            let space = shared.spaces[0].clone();
+            accept(shared, space, upgrade, request.headers())
+        }
         Err(_) => serve_static(&shared, request).await,
     }
 }
 
-/// `/ws`: WebSocket upgrades only.
+/// `/ws`: WebSocket upgrades to the first namespace only.
 async fn websocket(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    accept(shared, upgrade, &headers)
+    let space = shared.spaces[0].clone();
+    accept(shared, space, upgrade, &headers)
+}
+
+/// `/ws/{namespace}`: WebSocket upgrades to one of the namespaces served;
+/// any other is 404, before the upgrade.
+async fn namespace_websocket(
+    State(shared): State<Arc<Shared>>,
+    Path(namespace): Path<String>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    match shared.spaces.iter().find(|space| space.name() == namespace) {
+        Some(space) => {
+            let space = space.clone();
+            accept(shared, space, upgrade, &headers)
+        }
+        None => {
+            debug!(namespace, "refused a WebSocket to a namespace not served");
+            shared.metrics.connection_refused();
+            (
+                StatusCode::NOT_FOUND,
+                format!("namespace {namespace:?} is not served here\n"),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn static_file(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -74,8 +105,13 @@ async fn serve_static(shared: &Shared, request: Request) -> Response {
     }
 }
 
-/// Checks the origin and the connection limit, then upgrades.
-fn accept(shared: Arc<Shared>, upgrade: WebSocketUpgrade, headers: &HeaderMap) -> Response {
+/// Checks the origin and the connection limit, then upgrades into `space`.
+fn accept(
+    shared: Arc<Shared>,
+    space: Arc<Space>,
+    upgrade: WebSocketUpgrade,
+    headers: &HeaderMap,
+) -> Response {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = &shared.config.allowed_origins;
         let origin = origin.to_str().unwrap_or_default();
@@ -113,15 +149,23 @@ fn accept(shared: Arc<Shared>, upgrade: WebSocketUpgrade, headers: &HeaderMap) -
                 .saturating_add(largest_out)
                 .saturating_add(16 * 1024),
         )
-        .on_upgrade(move |socket| connection::serve(socket, shared, permit))
+        .on_upgrade(move |socket| connection::serve(socket, shared, space, permit))
 }
 
-/// `GET /healthz`: 200 when Redis answers and has the module, else 503.
+/// `GET /healthz`: 200 when Redis answers and has the module for every
+/// namespace (on a cluster, each namespace's node), else 503.
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.violet.ready().await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")).into_response(),
+    for space in &shared.spaces {
+        if let Err(error) = space.violet.ready().await {
+            let namespace = space.name();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("namespace {namespace}: {error}\n"),
+            )
+                .into_response();
+        }
     }
+    (StatusCode::OK, "ok\n").into_response()
 }
 
 /// `GET /metrics`: Prometheus text.

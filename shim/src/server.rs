@@ -10,11 +10,13 @@
 use crate::accept::{self, PendingLimits};
 use crate::config::{Cli, Config, RedisTarget};
 use crate::embedded;
+use crate::link::Link;
 use crate::metrics::Metrics;
 use crate::redis::Violet;
 use crate::registry::Hub;
 use crate::routes;
-use crate::tasks::Background;
+use crate::space::Space;
+use crate::tasks::{Background, EventSource};
 use crate::top::TopRooms;
 use std::future::Future;
 use std::io;
@@ -28,10 +30,9 @@ use tracing::{info, warn};
 /// What the routes and connections share.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) violet: Violet,
-    pub(crate) hub: Arc<Hub>,
-    /// The top rooms, read from Redis about once a second for every connection.
-    pub(crate) top: Arc<TopRooms>,
+    /// The namespaces served, in `--namespace` order: the first is the one
+    /// at `/` and `/ws`.
+    pub(crate) spaces: Vec<Arc<Space>>,
     pub(crate) metrics: Arc<Metrics>,
     shim_id: String,
     next_socket: AtomicU64,
@@ -68,46 +69,60 @@ pub fn new_shim_id() -> String {
 /// Redis being unreachable is not an error: requests get `UNAVAILABLE` until
 /// it is back.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> io::Result<()> {
+    let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
+    if let Some(problem) = config.namespaces_problem() {
+        return Err(invalid(problem));
+    }
     let metrics = Arc::new(Metrics::default());
-    let client = ::redis::Client::open(config.redis_url.as_str())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bad Redis URL: {e}")))?;
-    let violet = Violet::new(
-        &config.redis_url,
-        &config.namespace,
-        config.redis_timeout,
-        metrics.clone(),
-    )
-    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bad Redis URL: {e}")))?;
-    let hub = Arc::new(Hub::new(metrics.clone()));
+    let (link, events) = if config.cluster_seeds.is_empty() {
+        let bad = |e: ::redis::RedisError| invalid(format!("bad Redis URL: {e}"));
+        let client = ::redis::Client::open(config.redis_url.as_str()).map_err(bad)?;
+        let link = Link::server(&config.redis_url, config.redis_timeout).map_err(bad)?;
+        (link, EventSource::Server(Box::new(client)))
+    } else {
+        let seeds = config.cluster_seeds.clone();
+        let link = Link::cluster(&seeds, config.redis_timeout)
+            .map_err(|e| invalid(format!("bad Redis Cluster seed: {e}")))?;
+        (link, EventSource::Cluster(seeds))
+    };
+    let spaces: Vec<Arc<Space>> = config
+        .namespaces
+        .iter()
+        .map(|namespace| {
+            let violet = Violet::new(
+                link.clone(),
+                namespace,
+                config.redis_timeout,
+                config.durability,
+                metrics.clone(),
+            );
+            Arc::new(Space {
+                top: Arc::new(TopRooms::new(violet.clone(), config.max_reply_bytes)),
+                hub: Arc::new(Hub::new(metrics.clone())),
+                violet,
+            })
+        })
+        .collect();
     let (notify_shutdown, _) = broadcast::channel(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let shim_id = config.shim_id.clone().unwrap_or_else(new_shim_id);
     info!(
         shim_id,
         address = %listener.local_addr()?,
-        namespace = config.namespace,
+        namespaces = config.namespaces.join(","),
+        redis = if config.cluster_seeds.is_empty() { "server" } else { "cluster" },
         static_dir = %config.static_dir.display(),
         "violet-shim listening"
     );
 
-    let top = Arc::new(TopRooms::new(violet.clone(), config.max_reply_bytes));
-    let background = Background::start(
-        &config,
-        &shim_id,
-        client,
-        violet.clone(),
-        (hub.clone(), top.clone()),
-        &notify_shutdown,
-    );
+    let background = Background::start(&config, &shim_id, events, &spaces, &notify_shutdown);
 
     let grace = config.shutdown_grace;
     let shared = Arc::new(Shared {
         static_files: ServeDir::new(&config.static_dir),
         limit: Arc::new(Semaphore::new(config.max_connections)),
         config,
-        violet: violet.clone(),
-        hub,
-        top,
+        spaces: spaces.clone(),
         metrics,
         shim_id: shim_id.clone(),
         next_socket: AtomicU64::new(0),
@@ -156,10 +171,20 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
     background.join().await;
     // Every socket has left its room; the lease ends now rather than at its
     // expiry, taking out whatever a failed leave left behind.
-    match violet.release(&shim_id).await {
-        Ok(0) => {}
-        Ok(left) => warn!(left, "sockets still in rooms were released"),
-        Err(error) => warn!(%error, "could not release the lease; it will expire"),
+    for space in &spaces {
+        match space.violet.release(&shim_id).await {
+            Ok(0) => {}
+            Ok(left) => warn!(
+                left,
+                namespace = space.name(),
+                "sockets still in rooms were released"
+            ),
+            Err(error) => warn!(
+                %error,
+                namespace = space.name(),
+                "could not release the lease; it will expire"
+            ),
+        }
     }
     info!("stopped");
     served.map_err(io::Error::other)?
@@ -172,17 +197,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
 /// When the embedded Redis cannot start, the address cannot be bound, or
 /// [`run`] fails.
 pub async fn launch(cli: Cli, shutdown: impl Future) -> io::Result<()> {
-    let (redis_url, embedded) = match cli.redis_target() {
-        RedisTarget::External(url) => (url, None),
+    let (redis_url, seeds, embedded) = match cli.redis_target() {
+        RedisTarget::External(url) => (url, Vec::new(), None),
+        RedisTarget::Cluster(seeds) => (String::new(), seeds, None),
         RedisTarget::Embedded {
             redis_server,
             module,
         } => {
             let server = embedded::EmbeddedRedis::start(&redis_server, &module).await?;
-            (server.url(), Some(server))
+            (server.url(), Vec::new(), Some(server))
         }
     };
     let mut config = cli.config(redis_url);
+    config.cluster_seeds = seeds;
     fit_file_limit(&mut config, cli.max_connections.is_some());
     let address = std::net::SocketAddr::new(cli.bind, cli.listen_port());
     let result = match TcpListener::bind(address).await {

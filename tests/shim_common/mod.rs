@@ -41,17 +41,21 @@ pub struct Shim {
 pub fn config(redis: &RedisServer) -> Config {
     Config {
         redis_url: redis.url(),
-        namespace: NS.to_owned(),
+        namespaces: vec![NS.to_owned()],
         redis_timeout: Duration::from_millis(1500),
         ..Config::default()
     }
 }
 
 impl Shim {
-    /// Starts a shim and waits until it has subscribed to the events.
+    /// Starts a shim and waits until it has subscribed to the events of
+    /// every namespace it serves.
     pub async fn start(config: Config) -> Self {
+        let namespaces = config.namespaces.clone();
         let shim = Self::launch(config).await;
-        shim.wait_subscribed().await;
+        for namespace in &namespaces {
+            shim.wait_subscribed(&shim.ws_url_for(namespace)).await;
+        }
         shim
     }
 
@@ -70,9 +74,10 @@ impl Shim {
         }
     }
 
-    /// Waits until the events subscription is up: a create seen as a push.
-    async fn wait_subscribed(&self) {
-        let mut client = self.client().await;
+    /// Waits until the events subscription of the namespace at `url` is
+    /// up: a create seen as a push.
+    async fn wait_subscribed(&self, url: &str) {
+        let mut client = Client::connect(url).await;
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let reply = client
@@ -104,6 +109,16 @@ impl Shim {
 
     pub async fn client(&self) -> Client {
         Client::connect(&self.ws_url()).await
+    }
+
+    /// The WebSocket URL of one of the namespaces served, `/ws/{namespace}`.
+    pub fn ws_url_for(&self, namespace: &str) -> String {
+        format!("ws://{}/ws/{namespace}", self.addr)
+    }
+
+    /// A client in one of the namespaces served.
+    pub async fn client_in(&self, namespace: &str) -> Client {
+        Client::connect(&self.ws_url_for(namespace)).await
     }
 
     /// Stops the shim as SIGTERM would, and waits for `run` to return.

@@ -11,6 +11,7 @@
 //! names another; `scripts/test` runs the module tests a second time that way,
 //! against Valkey.
 
+pub mod cluster;
 pub mod events;
 pub mod keyspace;
 pub mod workload;

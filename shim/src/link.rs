@@ -1,0 +1,157 @@
+//! The shim's connections to Redis: one server, or a Redis Cluster.
+//!
+//! Either way there are two lanes: changes and small reads on one, the reads
+//! whose replies can be large (`TOP`, `ROOM`, `MEMBERS`, a node's hash) on
+//! the other, since one connection answers in order and a large reply must
+//! never hold back the joins, leaves and messages queued behind it.
+//!
+//! On one server each lane is a [`ConnectionManager`], which reconnects by
+//! itself after Redis restarts. On a cluster each lane is the `redis` crate's
+//! [`ClusterConnection`]: it discovers the topology from the seed nodes,
+//! follows `MOVED` and `ASK`, refreshes the slot map when a primary fails
+//! over, and routes each command by its first argument. Every `VIOLET.*`
+//! command's first argument is its namespace, which hashes to the slot of
+//! the namespace's keys (`violet:{NS}:...`, and a namespace never holds a
+//! brace), so each command reaches the node that owns its namespace.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, FromRedisValue, RedisError, RedisResult};
+use std::time::Duration;
+
+/// Which lane a command travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Changes and small reads.
+    Changes,
+    /// Reads whose replies can be large.
+    Reads,
+}
+
+/// The connections to Redis. Cheap to clone; clones share the connections.
+#[derive(Clone)]
+pub enum Link {
+    /// One Redis server.
+    Server {
+        changes: ConnectionManager,
+        reads: ConnectionManager,
+    },
+    /// A Redis Cluster.
+    Cluster {
+        changes: ClusterConnection,
+        reads: ClusterConnection,
+    },
+}
+
+impl Link {
+    /// Connections to the server at `url`, made on first use.
+    ///
+    /// # Errors
+    /// When `url` is not a Redis URL this build can use.
+    pub fn server(url: &str, timeout: Duration) -> Result<Self, RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        Ok(Self::Server {
+            changes: ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
+            reads: ConnectionManager::new_lazy_with_config(client, config)?,
+        })
+    }
+
+    /// Connections to the cluster that `seeds` (`redis://` URLs) belong to,
+    /// made in the background: until they are, commands fail.
+    ///
+    /// # Errors
+    /// When a seed is not a Redis URL this build can use.
+    pub fn cluster(seeds: &[String], timeout: Duration) -> Result<Self, RedisError> {
+        let client = cluster_client(seeds, timeout).build()?;
+        let config = redis::cluster::ClusterConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        Ok(Self::Cluster {
+            changes: client.get_pending_async_connection_with_config(config.clone()),
+            reads: client.get_pending_async_connection_with_config(config),
+        })
+    }
+
+    /// Whether this is a cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster { .. })
+    }
+
+    /// Sends `cmd` on `lane`.
+    pub async fn query<T: FromRedisValue>(&self, lane: Lane, cmd: &Cmd) -> RedisResult<T> {
+        match (self, lane) {
+            (Self::Server { changes, .. }, Lane::Changes) => {
+                cmd.query_async(&mut changes.clone()).await
+            }
+            (Self::Server { reads, .. }, Lane::Reads) => cmd.query_async(&mut reads.clone()).await,
+            (Self::Cluster { changes, .. }, Lane::Changes) => {
+                cmd.query_async(&mut changes.clone()).await
+            }
+            (Self::Cluster { reads, .. }, Lane::Reads) => cmd.query_async(&mut reads.clone()).await,
+        }
+    }
+
+    /// Sends the change `cmd` (whose first argument is `namespace`), then
+    /// `WAIT replicas timeout` right behind it on the same connection to the
+    /// same primary, which answers once `replicas` replicas have every write
+    /// that connection made, or the timeout passed: `cmd`'s reply and the
+    /// number of replicas that have it. On a cluster both go, as one
+    /// pipeline, to the node the cluster client holds for the namespace's
+    /// slot: if that node is no longer its primary, the change is refused
+    /// (`MOVED`) rather than acknowledged by a node that will not keep it.
+    pub async fn query_and_wait<T: FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+        namespace: &str,
+        replicas: u32,
+        timeout: Duration,
+    ) -> RedisResult<(T, u64)> {
+        let timeout_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone())
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout_ms);
+        match self {
+            Self::Server { changes, .. } => pipe.query_async(&mut changes.clone()).await,
+            Self::Cluster { changes, .. } => {
+                let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+                    namespace,
+                    SlotAddr::Master,
+                ));
+                let values = changes.clone().route_pipeline(pipe, 0, 2, route).await?;
+                let mut values = values.into_iter();
+                match (values.next(), values.next()) {
+                    (Some(reply), Some(acked)) => {
+                        Ok((T::from_redis_value(reply)?, u64::from_redis_value(acked)?))
+                    }
+                    _ => Err(RedisError::from((
+                        redis::ErrorKind::Client,
+                        "a write and its WAIT got fewer than two replies",
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// A cluster client for `seeds`, with the shim's timeouts and a few quick
+/// retries while a failover settles.
+pub fn cluster_client(seeds: &[String], timeout: Duration) -> ClusterClientBuilder {
+    ClusterClientBuilder::new(seeds.iter().map(String::as_str).collect::<Vec<_>>())
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(3)
+        .min_retry_wait(50)
+        .max_retry_wait(500)
+}

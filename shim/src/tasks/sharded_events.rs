@@ -1,0 +1,135 @@
+//! The events subscription on a Redis Cluster: one sharded subscription
+//! (`SSUBSCRIBE`) per namespace, on the node that owns the namespace's slot,
+//! handing each event to that namespace's [`Hub`].
+//!
+//! On a cluster the module publishes each namespace's events with sharded
+//! pub/sub, which stays within the shard that owns the namespace (classic
+//! `PUBLISH` would be broadcast to every node). The `redis` crate's cluster
+//! client holds the subscriptions: when a node fails over or a slot moves, it
+//! subscribes again on the new owner. Every (re)subscription is followed by
+//! a reconciliation of that namespace, since events may have been missed,
+//! and a wake-up of its top watchers.
+
+use crate::link::cluster_client;
+use crate::registry::Hub;
+use crate::tasks::reconcile::Reconciler;
+use redis::{PushInfo, PushKind, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tracing::{debug, info, warn};
+use violet_contract::events::Event;
+
+/// One namespace's events: where they go.
+pub struct Feed {
+    pub channel: String,
+    pub hub: Arc<Hub>,
+    pub reconciler: Arc<Reconciler>,
+}
+
+/// Holds the sharded subscriptions of `feeds` on the cluster that `seeds`
+/// belong to, until shutdown.
+pub async fn subscribe(
+    seeds: Vec<String>,
+    timeout: Duration,
+    feeds: Vec<Feed>,
+    mut shutdown: broadcast::Receiver<()>,
+) {
+    let feeds: HashMap<String, Feed> = feeds
+        .into_iter()
+        .map(|feed| (feed.channel.clone(), feed))
+        .collect();
+    let (pushes_tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
+    let client = match cluster_client(&seeds, timeout)
+        .use_protocol(redis::ProtocolVersion::RESP3)
+        .push_sender(pushes_tx)
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            warn!(%error, "cannot make a cluster client for the events");
+            return;
+        }
+    };
+    // Connect and subscribe, retrying with backoff until every namespace is
+    // subscribed; the client keeps them subscribed from then on.
+    let mut backoff = Duration::from_millis(50);
+    let _connection = loop {
+        let attempt = async {
+            let mut connection = client.get_async_connection().await?;
+            for channel in feeds.keys() {
+                // One at a time: channels of different slots cannot share
+                // one SSUBSCRIBE.
+                connection.ssubscribe(channel).await?;
+            }
+            redis::RedisResult::Ok(connection)
+        };
+        tokio::select! {
+            result = attempt => match result {
+                Ok(connection) => break connection,
+                Err(error) => debug!(%error, delay = ?backoff, "cannot subscribe to events yet"),
+            },
+            _ = shutdown.recv() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = shutdown.recv() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    };
+    loop {
+        let push = tokio::select! {
+            push = pushes.recv() => push,
+            _ = shutdown.recv() => return,
+        };
+        let Some(push) = push else {
+            warn!("the cluster client stopped; no more events");
+            return;
+        };
+        handle(push, &feeds).await;
+    }
+}
+
+/// One push from the cluster: an event, a (re)subscription, or a lost node.
+async fn handle(push: PushInfo, feeds: &HashMap<String, Feed>) {
+    let channel = push.data.first().and_then(text);
+    let feed = channel.as_deref().and_then(|c| feeds.get(c));
+    match (push.kind, feed) {
+        (PushKind::SMessage, Some(feed)) => {
+            let Some(payload) = push.data.get(1).and_then(text) else {
+                return;
+            };
+            match serde_json::from_str::<Event>(&payload) {
+                Ok(event) => feed.hub.apply(event),
+                Err(error) => warn!(%error, payload, "unreadable event"),
+            }
+        }
+        (PushKind::SSubscribe, Some(feed)) => {
+            info!(channel = feed.channel, "subscribed to events");
+            // Events may have been missed before this subscription (or the
+            // shard may have lost its data): what the connections believe
+            // is checked against Redis before any new event is applied;
+            // they wait in the channel meanwhile.
+            if let Err(error) = feed.reconciler.run().await {
+                warn!(%error, "could not reconcile after subscribing");
+            }
+            feed.hub.top_changed.notify_one();
+        }
+        (PushKind::SUnsubscribe, Some(feed)) => {
+            // The slot moved or its node failed; the client subscribes
+            // again on the new owner.
+            info!(channel = feed.channel, "events subscription moving");
+        }
+        (PushKind::Disconnection, _) => debug!("lost a connection to a cluster node"),
+        (kind, _) => debug!(?kind, "push ignored"),
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,247 @@
+//! The shim on a real Redis Cluster: several namespaces spread over the
+//! shards, shims that share them, events on each namespace's own shard, and
+//! acknowledged changes that survive the failover of their primary.
+
+mod shim_common;
+
+use serde_json::{json, Value};
+use shim_common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use support::cluster::Cluster;
+use violet_shim::redis::Durability;
+
+const NAMESPACES: [&str; 8] = [
+    "watch-party",
+    "eu-west",
+    "us-east",
+    "asia",
+    "games",
+    "music",
+    "films",
+    "sports",
+];
+
+/// Settings for a shim on `cluster` serving `namespaces`.
+fn cluster_config(cluster: &Cluster, namespaces: &[&str]) -> violet_shim::Config {
+    violet_shim::Config {
+        cluster_seeds: cluster.seeds(),
+        namespaces: namespaces.iter().map(|ns| (*ns).to_owned()).collect(),
+        redis_timeout: Duration::from_millis(1500),
+        ..violet_shim::Config::default()
+    }
+}
+
+/// Runs blocking cluster work without stalling the runtime's other tasks.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(work)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shims_serve_eight_namespaces_spread_over_the_shards() {
+    let cluster = blocking(|| Cluster::start(3, 0));
+    let homes: BTreeSet<usize> = NAMESPACES.iter().map(|ns| cluster.primary_of(ns)).collect();
+    assert!(homes.len() >= 2, "the namespaces live on {homes:?}");
+
+    let one = Shim::start(cluster_config(&cluster, &NAMESPACES)).await;
+    let two = Shim::start(cluster_config(&cluster, &NAMESPACES)).await;
+    for ns in NAMESPACES {
+        // An owner on one shim, a guest on the other: every push crosses
+        // from one shim to the other through the namespace's shard.
+        let mut owner = one.client_in(ns).await;
+        let room = owner.create_room().await;
+        let mut guest = two.client_in(ns).await;
+        let joined = guest
+            .request(json!({"kind": "room-joined", "room_id": room}))
+            .await;
+        assert_eq!(joined["kind"], "room-joined", "{ns}: {joined}");
+        assert_eq!(joined["viewers"], 2, "{ns}: {joined}");
+        owner
+            .next_matching(|f| {
+                f["kind"] == "member-joined" && f["socket_id"] == guest.socket_id.as_str()
+            })
+            .await;
+        let said = guest
+            .request(json!({"kind": "room-message", "data": format!("hello {ns}")}))
+            .await;
+        assert_ne!(said["kind"], "error", "{ns}: {said}");
+        let message = owner.next_matching(|f| f["kind"] == "message").await;
+        assert_eq!(message["data"], format!("hello {ns}"), "{ns}: {message}");
+        // The room is in this namespace only.
+        let where_guest = cluster.run(&["VIOLET.WHERE", ns, &guest.socket_id]);
+        assert_eq!(where_guest, room, "{ns}");
+        let left = guest.request(json!({"kind": "room-left"})).await;
+        assert_eq!(left["kind"], "room-left", "{ns}: {left}");
+        owner
+            .next_matching(|f| {
+                f["kind"] == "member-left" && f["socket_id"] == guest.socket_id.as_str()
+            })
+            .await;
+        guest.close().await;
+        owner.close().await;
+    }
+    // A namespace the shims do not serve is refused at the upgrade.
+    let refused = tokio_tungstenite::connect_async(one.ws_url_for("elsewhere")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 404);
+        }
+        other => panic!("an unknown namespace was not refused: {other:?}"),
+    }
+    one.stop().await;
+    two.stop().await;
+    for ns in NAMESPACES {
+        assert_eq!(
+            blocking(|| cluster.run(&["VIOLET.CHECK", ns])),
+            "OK",
+            "{ns}"
+        );
+    }
+}
+
+/// Sockets that joined a room, each once: the acknowledged ones stay
+/// connected, so each must stay in its room.
+struct Joiner {
+    /// Each acknowledged socket, its room, and when it was acknowledged.
+    members: Vec<(Client, String, Instant)>,
+    /// `UNAVAILABLE` replies, and when they came.
+    unavailable: Vec<Instant>,
+}
+
+/// Until `stop`: a new client joins one of `rooms`, trying again while it
+/// gets `UNAVAILABLE`, and stays.
+async fn keep_joining(
+    url: String,
+    rooms: Vec<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Joiner {
+    let mut joiner = Joiner {
+        members: Vec::new(),
+        unavailable: Vec::new(),
+    };
+    let mut i = 0;
+    'clients: while !*stop.borrow() {
+        let mut client = Client::connect(&url).await;
+        let room = rooms[i % rooms.len()].clone();
+        i += 1;
+        loop {
+            let reply = client
+                .request(json!({"kind": "room-joined", "room_id": room}))
+                .await;
+            if reply["kind"] == "room-joined" {
+                joiner.members.push((client, room, Instant::now()));
+                break;
+            }
+            assert_eq!(reply["code"], "UNAVAILABLE", "{reply}");
+            joiner.unavailable.push(Instant::now());
+            if *stop.borrow() {
+                client.close().await;
+                break 'clients;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    joiner
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_joins_survive_the_failover_of_their_primary() {
+    const NS: &str = "watch-party";
+    let mut cluster = blocking(|| Cluster::start(3, 1));
+    let config = violet_shim::Config {
+        durability: Some(Durability {
+            replicas: 1,
+            timeout: Duration::from_millis(1000),
+        }),
+        // Long enough that the shim's lease outlives the failover.
+        lease: Duration::from_secs(30),
+        ..cluster_config(&cluster, &[NS])
+    };
+    let shim = Shim::start(config).await;
+    let mut owners = Vec::new();
+    let mut rooms = Vec::new();
+    for _ in 0..4 {
+        let mut owner = shim.client_in(NS).await;
+        rooms.push(owner.create_room().await);
+        owners.push(owner);
+    }
+
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let joiners: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(keep_joining(
+                shim.ws_url_for(NS),
+                rooms.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let primary = blocking(|| cluster.primary_of(NS));
+    let killed = Instant::now();
+    blocking(|| cluster.kill(primary));
+    blocking(|| cluster.wait_failover(NS, primary));
+    // The old primary comes back, as a replica of the one that took over,
+    // so that one replica can confirm changes again.
+    blocking(|| cluster.restart(primary));
+    blocking(|| cluster.wait_replicas_in_sync(1));
+    let restored = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_tx.send(true).unwrap();
+    let mut seen = Vec::new();
+    for joiner in joiners {
+        seen.push(joiner.await.unwrap());
+    }
+    let members: Vec<&(Client, String, Instant)> =
+        seen.iter().flat_map(|j| j.members.iter()).collect();
+    let unavailable: Vec<Instant> = seen.iter().flat_map(|j| j.unavailable.clone()).collect();
+    let window = unavailable
+        .iter()
+        .max()
+        .map(|last| last.saturating_duration_since(killed));
+    println!(
+        "{} joins acknowledged, {} UNAVAILABLE, the last {window:?} after the kill; \
+         the cluster was whole again {:?} after it",
+        members.len(),
+        unavailable.len(),
+        restored - killed
+    );
+    // The same shim carried on once a replica could confirm again.
+    assert!(
+        members.iter().any(|(_, _, at)| *at > restored),
+        "no join was acknowledged after the failover"
+    );
+
+    // Every acknowledged join is in Redis, those made just before the
+    // primary died included.
+    let mut lost = BTreeMap::new();
+    for (client, room, _) in &members {
+        let held = blocking(|| cluster.run(&["VIOLET.WHERE", NS, &client.socket_id]));
+        if &held != room {
+            lost.insert(client.socket_id.clone(), (room.clone(), held));
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged joins lost: {lost:?}",
+        lost.len(),
+        members.len()
+    );
+
+    // Events flow again after the failover: a new member's join reaches
+    // the room's owner through the new primary.
+    let mut late = shim.client_in(NS).await;
+    let joined = late
+        .request(json!({"kind": "room-joined", "room_id": rooms[0]}))
+        .await;
+    assert_eq!(joined["kind"], "room-joined", "{joined}");
+    owners[0]
+        .next_matching(|f: &Value| {
+            f["kind"] == "member-joined" && f["socket_id"] == late.socket_id.as_str()
+        })
+        .await;
+    drop(seen);
+    shim.stop().await;
+    assert_eq!(blocking(|| cluster.run(&["VIOLET.CHECK", NS])), "OK");
+}
