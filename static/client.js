@@ -15,10 +15,16 @@ export class VioletError extends Error {
   }
 }
 
-/** The socket URL for the page's own origin: ws(s)://host/ws. */
+/**
+ * The socket URL for the page's own origin: ws(s)://host/ws, the shim's first
+ * namespace, or ws(s)://host/ws/NAME when the page was opened with
+ * `?namespace=NAME`.
+ */
 export function defaultSocketUrl(loc = window.location) {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${loc.host}/ws`;
+  const namespace = new URLSearchParams(loc.search).get('namespace');
+  const path = namespace ? `/ws/${encodeURIComponent(namespace)}` : '/ws';
+  return `${scheme}//${loc.host}${path}`;
 }
 
 /**

@@ -158,14 +158,21 @@ async fn acknowledged_joins_survive_the_failover_of_their_primary() {
         lease: Duration::from_secs(30),
         ..cluster_config(&cluster, &[NS])
     };
-    let shim = Shim::start(config).await;
+    // Joiners on one shim; the rooms' owners, and a watcher, on another.
+    let shim = Shim::start(config.clone()).await;
+    let other = Shim::start(config).await;
     let mut owners = Vec::new();
     let mut rooms = Vec::new();
     for _ in 0..4 {
-        let mut owner = shim.client_in(NS).await;
+        let mut owner = other.client_in(NS).await;
         rooms.push(owner.create_room().await);
         owners.push(owner);
     }
+    let mut watcher = shim.client_in(NS).await;
+    let joined = watcher
+        .request(json!({"kind": "room-joined", "room_id": rooms[0]}))
+        .await;
+    assert_eq!(joined["kind"], "room-joined", "{joined}");
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let joiners: Vec<_> = (0..4)
@@ -229,19 +236,30 @@ async fn acknowledged_joins_survive_the_failover_of_their_primary() {
         members.len()
     );
 
-    // Events flow again after the failover: a new member's join reaches
-    // the room's owner through the new primary.
+    // Events flow again after the failover, to both shims: a new member's
+    // join and message reach the owner on one and the watcher on the other.
     let mut late = shim.client_in(NS).await;
     let joined = late
         .request(json!({"kind": "room-joined", "room_id": rooms[0]}))
         .await;
     assert_eq!(joined["kind"], "room-joined", "{joined}");
-    owners[0]
-        .next_matching(|f: &Value| {
-            f["kind"] == "member-joined" && f["socket_id"] == late.socket_id.as_str()
-        })
+    let said = late
+        .request(json!({"kind": "room-message", "data": "after the failover"}))
         .await;
+    assert_ne!(said["kind"], "error", "{said}");
+    for client in [&mut owners[0], &mut watcher] {
+        client
+            .next_matching(|f: &Value| {
+                f["kind"] == "member-joined" && f["socket_id"] == late.socket_id.as_str()
+            })
+            .await;
+        let message = client
+            .next_matching(|f: &Value| f["kind"] == "message" && f["data"] == "after the failover")
+            .await;
+        assert_eq!(message["socket_id"], late.socket_id.as_str(), "{message}");
+    }
     drop(seen);
     shim.stop().await;
+    other.stop().await;
     assert_eq!(blocking(|| cluster.run(&["VIOLET.CHECK", NS])), "OK");
 }

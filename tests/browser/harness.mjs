@@ -177,15 +177,16 @@ export async function startRedis() {
 }
 
 /**
- * Starts the shim against `redisUrl` on `port` (a free one unless given) and
- * waits for GET /healthz.
+ * Starts the shim against `redisUrl` on `port` (a free one unless given),
+ * serving `namespaces` (the first at /ws), and waits for GET /healthz.
  */
-export async function startShim(redisUrl, port = undefined) {
+export async function startShim(redisUrl, port = undefined, namespaces = ['watch-party', 'games']) {
   port ??= await freePort();
   const proc = new Proc('violet-shim', shimPath, [
     '--port', String(port),
     '--redis-url', redisUrl,
     '--static-dir', path.join(repoRoot, 'static'),
+    ...namespaces.flatMap((ns) => ['--namespace', ns]),
   ]);
   proc.port = port;
   proc.baseUrl = `http://127.0.0.1:${port}`;

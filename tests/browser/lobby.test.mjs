@@ -29,7 +29,7 @@ after(async () => {
 });
 
 /** A fresh browser context (its own cookies and storage), as a second person. */
-async function openLobby({ width = 1280, height = 860, on = shim } = {}) {
+async function openLobby({ width = 1280, height = 860, on = shim, query = '' } = {}) {
   const context = await browser.newContext({ viewport: { width, height } });
   const page = await context.newPage();
   page.on('pageerror', (err) => pageErrors.push(err.message));
@@ -40,7 +40,7 @@ async function openLobby({ width = 1280, height = 860, on = shim } = {}) {
       pageErrors.push(`console: ${msg.text()}`);
     }
   });
-  await page.goto(`${on.baseUrl}/`);
+  await page.goto(`${on.baseUrl}/${query}`);
   await hasText(page.getByTestId('status'), 'Connected');
   return page;
 }
@@ -233,6 +233,35 @@ describe('lobby page', () => {
     } finally {
       await other.stop();
     }
+  });
+
+  test('a page opened with ?namespace= lives in that namespace only', async () => {
+    const here = `Default room ${Date.now()}`;
+    const there = `Games room ${Date.now()}`;
+    const a = await openLobby();
+    const g = await openLobby({ query: '?namespace=games' });
+    const gSocket = await text(g.getByTestId('socket-id'));
+
+    await a.getByLabel('Title', { exact: true }).fill(here);
+    await a.getByLabel(/Public/).check();
+    await a.getByRole('button', { name: 'Create room', exact: true }).click();
+    await hasText(a.getByTestId('room-title'), here);
+    await g.getByLabel('Title', { exact: true }).fill(there);
+    await g.getByLabel(/Public/).check();
+    await g.getByRole('button', { name: 'Create room', exact: true }).click();
+    await hasText(g.getByTestId('room-title'), there);
+    const gRoom = await text(g.getByTestId('room-id'));
+
+    // Each lobby lists its own namespace's room, never the other's.
+    await card(a, here).waitFor({ timeout: WAIT });
+    await card(g, there).waitFor({ timeout: WAIT });
+    assert.equal(await card(a, there).count(), 0, 'the default lobby lists no games room');
+    assert.equal(await card(g, here).count(), 0, 'the games lobby lists no default room');
+    // Redis has the games page's socket in the games namespace.
+    const where = await redisCommand(redis.port, ['VIOLET.WHERE', 'games', gSocket]);
+    assert.ok(where.includes(gRoom), `VIOLET.WHERE games ${gSocket}: ${JSON.stringify(where)}`);
+    await a.close();
+    await g.close();
   });
 
   test('the pages raised no script errors', () => {
