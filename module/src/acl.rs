@@ -11,7 +11,9 @@
 //!   each key it reads, and it reads every key it writes before its first
 //!   write (see [`crate::rooms`]), so a refusal always comes before any write;
 //! - a command that publishes needs permission on `violet:{NS}:events`,
-//!   checked before it reads anything.
+//!   checked before it reads anything. The same check holds in cluster mode,
+//!   where events go out with sharded pub/sub: ACL channel rules cover shard
+//!   channels (`SPUBLISH`) as they do classic ones.
 //!
 //! A refusal is a `NOPERM` error, and is recorded in `ACL LOG` like Redis's own.
 

@@ -1,23 +1,79 @@
 //! The only `unsafe` in Violet: the few Redis APIs that the safe bindings lack.
 
-use redis_module::{raw, Context, KeyType, RedisString};
+use redis_module::{raw, Context, ContextFlags, KeyType, RedisString};
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
 
-/// Publishes `message` on `channel` (`RedisModule_PublishMessage`). Unlike a
-/// `PUBLISH` through `RedisModule_Call`, this is never replicated, and on a
-/// cluster Redis forwards it to the other nodes itself.
-pub fn publish(ctx: &Context, channel: &RedisString, message: &str) {
-    let message = redis_string(ctx, message.as_bytes());
+/// How a server publishes Violet's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pubsub {
+    /// Classic pub/sub (`RedisModule_PublishMessage`, as `PUBLISH`): what a
+    /// server without cluster mode does, where subscribers `SUBSCRIBE`.
+    Classic,
+    /// Sharded pub/sub (`RedisModule_PublishMessageShard`, as `SPUBLISH`):
+    /// what a server in cluster mode does, where subscribers `SSUBSCRIBE`
+    /// on the node that owns the namespace's slot, or on one of its replicas.
+    Sharded,
+}
+
+/// How this server publishes events: [`Pubsub::Sharded`] in cluster mode
+/// (`REDISMODULE_CTX_FLAGS_CLUSTER`), [`Pubsub::Classic`] otherwise.
+///
+/// On a cluster, a classic publish goes over the cluster bus to every node,
+/// so each event costs every node some work and bus traffic, however few
+/// subscribers it has, and the cost grows with the cluster. A shard publish
+/// reaches only the nodes of the shard that owns the channel's slot, and
+/// every events channel names its namespace's hash tag, so it hashes to the
+/// namespace's slot: the node where the command ran, and its replicas.
+///
+/// A server in cluster mode that lacks `RedisModule_PublishMessageShard`
+/// (older than Redis 7.0, which Violet refuses at load anyway) publishes
+/// classically, as before. Reading the context flags is cheap (Redis reads
+/// its own state, with no allocation and no I/O); a command asks once, when
+/// it first publishes (see `RedisStore`).
+pub fn pubsub(ctx: &Context) -> Pubsub {
+    let cluster = ctx.get_flags().contains(ContextFlags::CLUSTER);
+    if cluster && shard_publish_exists() {
+        Pubsub::Sharded
+    } else {
+        Pubsub::Classic
+    }
+}
+
+/// Whether the server has `RedisModule_PublishMessageShard` (Redis 7.0+, Valkey).
+pub fn shard_publish_exists() -> bool {
     // SAFETY: the function pointer is set by `RedisModule_Init` at load, before
-    // any command runs, and is only read afterwards.
-    let Some(publish) = (unsafe { raw::RedisModule_PublishMessage }) else {
+    // any command runs, and is only read (copied) afterwards.
+    unsafe { raw::RedisModule_PublishMessageShard }.is_some()
+}
+
+/// Publishes `message` on `channel` the way `pubsub` says (see [`pubsub`]):
+/// `RedisModule_PublishMessage` or `RedisModule_PublishMessageShard`. Unlike
+/// a `PUBLISH` or `SPUBLISH` through `RedisModule_Call`, neither is
+/// replicated as a command; on a cluster Redis forwards the message itself,
+/// to every node (classic) or to the nodes of this shard (sharded).
+pub fn publish(ctx: &Context, pubsub: Pubsub, channel: &RedisString, message: &str) {
+    let message = redis_string(ctx, message.as_bytes());
+    // SAFETY: the function pointers are set by `RedisModule_Init` at load,
+    // before any command runs, and are only read afterwards.
+    let (sharded, classic) = unsafe {
+        (
+            raw::RedisModule_PublishMessageShard,
+            raw::RedisModule_PublishMessage,
+        )
+    };
+    let function = match pubsub {
+        Pubsub::Sharded => sharded.or(classic),
+        Pubsub::Classic => classic,
+    };
+    let Some(publish) = function else {
         ctx.log_warning("RedisModule_PublishMessage is missing: event not published");
         return;
     };
-    // SAFETY: `ctx.ctx` is the context of the command now running; `channel` and
-    // `message` are live Redis strings owned here until after the call, and Redis
-    // copies what it keeps.
+    // SAFETY: `ctx.ctx` is the context of the command (or timer) now running;
+    // `channel` and `message` are live Redis strings owned here until after
+    // the call, and Redis copies what it keeps. Both functions take the same
+    // arguments.
     unsafe { publish(ctx.ctx, channel.inner, message.inner) };
 }
 

@@ -23,6 +23,16 @@
 //!   details and the error replies. The key layout, the JSON events, the error
 //!   codes and the limits are the contract with the shim, in `violet_contract`.
 //! - [`redis_store`]: the store inside Redis; [`ffi`] holds the only `unsafe`.
+//!
+//! ## Events
+//!
+//! Every change is published as JSON on `violet:{NS}:events`. Without
+//! cluster mode that is classic pub/sub (`SUBSCRIBE`). In cluster mode it is
+//! sharded pub/sub (`SSUBSCRIBE` on the node that owns `NS`'s slot, or a
+//! replica of it): a classic publish on a cluster is broadcast to every node
+//! over the cluster bus, so its cost would grow with the cluster, while the
+//! channel's hash tag `{NS}` keeps a shard publish on the namespace's own
+//! shard.
 //! - `memory_store`: an in-memory store for the unit tests and the
 //!   benchmarks (feature `bench`).
 
@@ -72,9 +82,11 @@ fn info(ctx: &redis_module::InfoContext, _for_crash_report: bool) {
 // through the macro's own list: the macro cannot pass key specs, ACL
 // categories or `COMMAND DOCS`. The configs are the macro's.
 mod registration {
-    use super::{eviction, info, reaper, registry, Allocator, ALLOCATOR};
+    use super::{eviction, ffi, info, reaper, registry, Allocator, ALLOCATOR};
     use redis_module::configuration::ConfigurationFlags;
-    use redis_module::{redis_module, Context, InfoContext, RedisResult, RedisString, Status};
+    use redis_module::{
+        redis_module, Context, ContextFlags, InfoContext, RedisResult, RedisString, Status,
+    };
 
     /// Registers the commands, then starts the reaper.
     fn init(ctx: &Context, _args: &[RedisString]) -> Status {
@@ -82,8 +94,27 @@ mod registration {
             return Status::Err;
         }
         eviction::check(ctx, true);
+        log_pubsub(ctx);
         reaper::start(ctx);
         Status::Ok
+    }
+
+    /// Says at load, in cluster mode, how events will be published: with
+    /// sharded pub/sub, or classically where the server lacks it.
+    fn log_pubsub(ctx: &Context) {
+        if !ctx.get_flags().contains(ContextFlags::CLUSTER) {
+            return;
+        }
+        match ffi::pubsub(ctx) {
+            ffi::Pubsub::Sharded => ctx.log_notice(
+                "Violet: cluster mode: events are published with sharded pub/sub; \
+                 SSUBSCRIBE violet:{NS}:events on the node that owns NS",
+            ),
+            ffi::Pubsub::Classic => ctx.log_warning(
+                "Violet: cluster mode, but this server lacks RedisModule_PublishMessageShard: \
+                 events are published classically, to every node",
+            ),
+        }
     }
 
     redis_module! {

@@ -44,6 +44,9 @@ pub struct RedisStore<'c> {
     permissions: Permissions,
     strings: Strings,
     replication: RefCell<Replication>,
+    /// How events are published, read from the context flags when the
+    /// command first publishes, then kept for the rest of it.
+    pubsub: Option<ffi::Pubsub>,
 }
 
 impl<'c> RedisStore<'c> {
@@ -53,6 +56,7 @@ impl<'c> RedisStore<'c> {
             permissions,
             strings: Strings::new(),
             replication: RefCell::default(),
+            pubsub: None,
         }
     }
 
@@ -452,7 +456,8 @@ impl Store for RedisStore<'_> {
     }
 
     fn publish(&mut self, channel: &str, message: &str) {
-        ffi::publish(self.ctx, &self.string(channel), message);
+        let pubsub = *self.pubsub.get_or_insert_with(|| ffi::pubsub(self.ctx));
+        ffi::publish(self.ctx, pubsub, &self.string(channel), message);
     }
 
     fn random_id(&mut self) -> String {

@@ -62,7 +62,8 @@ pub trait Store {
     /// Every key that starts with `prefix` (a `SCAN`; for `VIOLET.CHECK` only).
     fn keys_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>>;
 
-    /// `PUBLISH channel message`; never replicated.
+    /// `PUBLISH channel message`, or `SPUBLISH` on a server in cluster mode
+    /// (see `ffi::pubsub`); never replicated.
     fn publish(&mut self, channel: &str, message: &str);
     /// A fresh random id for a room created with `*`.
     fn random_id(&mut self) -> String;

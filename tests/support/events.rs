@@ -1,4 +1,6 @@
-//! A subscriber to a namespace's events channel.
+//! A subscriber to a namespace's events channel: classic (`SUBSCRIBE`), as
+//! on a server without cluster mode, or sharded (`SSUBSCRIBE`), as on a
+//! cluster, where the module publishes events with sharded pub/sub.
 
 use crate::RedisServer;
 use serde_json::Value;
@@ -11,6 +13,8 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Events {
     con: redis::Connection,
     channel: String,
+    /// Subscribed with `SSUBSCRIBE` ([`Events::ssubscribe`]).
+    sharded: bool,
 }
 
 impl Events {
@@ -23,7 +27,30 @@ impl Events {
         con.recv_response().expect("SUBSCRIBE confirmed");
         con.set_read_timeout(Some(EVENT_TIMEOUT))
             .expect("read timeout");
-        Self { con, channel }
+        Self {
+            con,
+            channel,
+            sharded: false,
+        }
+    }
+
+    /// Subscribes to `violet:{NAMESPACE}:events` with sharded pub/sub
+    /// (`SSUBSCRIBE`), which `server` must own the slot of (or replicate its
+    /// owner): elsewhere it answers `MOVED` and this panics. Returns once
+    /// subscribed.
+    pub fn ssubscribe(server: &RedisServer, namespace: &str) -> Self {
+        let mut con = server.connection();
+        let channel = format!("violet:{{{namespace}}}:events");
+        con.send_packed_command(&redis::cmd("SSUBSCRIBE").arg(&channel).get_packed_command())
+            .expect("send SSUBSCRIBE");
+        con.recv_response().expect("SSUBSCRIBE confirmed");
+        con.set_read_timeout(Some(EVENT_TIMEOUT))
+            .expect("read timeout");
+        Self {
+            con,
+            channel,
+            sharded: true,
+        }
     }
 
     /// The next event.
@@ -32,16 +59,48 @@ impl Events {
             .con
             .recv_response()
             .expect("an event within the timeout");
-        let message = redis::Msg::from_owned_value(reply).expect("a pub/sub message");
-        let payload: String = message.get_payload().expect("a text payload");
+        self.event(reply)
+    }
+
+    /// The next event if one comes within `wait`, else `None`: for showing
+    /// that nothing arrives.
+    pub fn next_event_within(&mut self, wait: Duration) -> Option<Value> {
+        self.con.set_read_timeout(Some(wait)).expect("read timeout");
+        let reply = self.con.recv_response();
+        self.con
+            .set_read_timeout(Some(EVENT_TIMEOUT))
+            .expect("read timeout");
+        match reply {
+            Err(e) if e.is_timeout() => None,
+            Err(e) => panic!("reading the subscription: {e}"),
+            Ok(reply) => Some(self.event(reply)),
+        }
+    }
+
+    /// The event in a message of this subscription.
+    fn event(&self, reply: redis::Value) -> Value {
+        let payload: String = if self.sharded {
+            // `redis::Msg` does not read an `["smessage", channel, payload]`
+            // reply on a RESP2 connection (these all are).
+            let (kind, _channel, payload): (String, String, String) =
+                redis::from_redis_value(reply).expect("a sharded pub/sub message");
+            assert_eq!(kind, "smessage", "a sharded pub/sub message");
+            payload
+        } else {
+            let message = redis::Msg::from_owned_value(reply).expect("a pub/sub message");
+            message.get_payload().expect("a text payload")
+        };
         serde_json::from_str(&payload).expect("events are JSON")
     }
 
     /// Every event published so far: publishes a marker through `con` and
-    /// returns what came before it. Empty when nothing was published.
+    /// returns what came before it. Empty when nothing was published. A
+    /// sharded subscriber's marker goes with `SPUBLISH`, so `con` must reach
+    /// the node that owns the channel's slot.
     pub fn drain(&mut self, con: &mut redis::Connection) -> Vec<Value> {
         let marker = serde_json::json!({ "event": "test-marker" });
-        let _: i64 = redis::cmd("PUBLISH")
+        let publish = if self.sharded { "SPUBLISH" } else { "PUBLISH" };
+        let _: i64 = redis::cmd(publish)
             .arg(&self.channel)
             .arg(marker.to_string())
             .query(con)
