@@ -6,81 +6,16 @@
 //! broadcast to every node.
 
 use serde_json::json;
-use std::process::Command;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::cluster::Cluster;
 use support::events::Events;
-use support::{cli_binary, free_port, RedisServer};
-
-fn node() -> RedisServer {
-    let bus = free_port().to_string();
-    RedisServer::start_with(&["--cluster-enabled", "yes", "--cluster-port", &bus])
-}
-
-/// Runs `redis-cli -c` (or `VIOLET_REDIS_CLI`) against `port`; returns its
-/// output, one reply per line.
-fn cli(port: u16, args: &[&str]) -> String {
-    let output = Command::new(cli_binary())
-        .args(["-c", "-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("run redis-cli");
-    assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .trim_end()
-        .to_owned()
-}
-
-fn form_cluster(nodes: &[RedisServer]) {
-    let addresses: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port()))
-        .collect();
-    let status = Command::new(cli_binary())
-        .args(["--cluster", "create"])
-        .args(&addresses)
-        .args(["--cluster-yes"])
-        .output()
-        .expect("redis-cli --cluster create");
-    assert!(status.status.success(), "{status:?}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for node in nodes {
-        while !cli(node.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok") {
-            assert!(Instant::now() < deadline, "the cluster never became ok");
-            sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// The node that owns `key`'s slot.
-fn owner<'a>(nodes: &'a [RedisServer], key: &str) -> &'a RedisServer {
-    let slot: u16 = cli(nodes[0].port(), &["CLUSTER", "KEYSLOT", key])
-        .parse()
-        .unwrap();
-    nodes
-        .iter()
-        .find(|n| {
-            let nodes = cli(n.port(), &["CLUSTER", "NODES"]);
-            nodes.lines().any(|l| l.contains("myself") && owns(l, slot))
-        })
-        .expect("some node owns the slot")
-}
-
-fn owns(nodes_line: &str, slot: u16) -> bool {
-    nodes_line
-        .split_whitespace()
-        .skip(8)
-        .any(|range| match range.split_once('-') {
-            Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).contains(&slot),
-            None => range.parse::<u16>().ok() == Some(slot),
-        })
-}
 
 #[test]
 fn namespaces_spread_over_a_cluster_and_commands_follow_them() {
-    let nodes: Vec<RedisServer> = (0..3).map(|_| node()).collect();
-    form_cluster(&nodes);
+    let cluster = Cluster::start(3, 0);
+    let nodes = &cluster.nodes;
+    let cli = |port: u16, args: &[&str]| cluster.cli(port, args);
+    let owner = |ns: &str| &nodes[cluster.primary_of(ns)];
     let namespaces = [
         "watch-party",
         "eu-west",
@@ -89,10 +24,7 @@ fn namespaces_spread_over_a_cluster_and_commands_follow_them() {
         "games",
         "music",
     ];
-    let homes: Vec<u16> = namespaces
-        .iter()
-        .map(|ns| owner(&nodes, ns).port())
-        .collect();
+    let homes: Vec<u16> = namespaces.iter().map(|ns| owner(ns).port()).collect();
     let distinct: std::collections::BTreeSet<_> = homes.iter().collect();
     assert!(
         distinct.len() > 1,
@@ -102,10 +34,10 @@ fn namespaces_spread_over_a_cluster_and_commands_follow_them() {
     let entry = nodes[0].port();
     let far = namespaces
         .iter()
-        .position(|ns| owner(&nodes, ns).port() != entry)
+        .position(|ns| owner(ns).port() != entry)
         .unwrap();
     let far_ns = namespaces[far];
-    let far_home = owner(&nodes, far_ns);
+    let far_home = owner(far_ns);
     let channel = format!("violet:{{{far_ns}}}:events");
     assert_eq!(
         cli(entry, &["CLUSTER", "KEYSLOT", &channel]),
