@@ -27,6 +27,7 @@
 //! - [`space`]: one namespace served: its client, hub and top rooms.
 //! - [`redis`]: the Violet client, one method per command.
 //! - [`link`]: the connections to Redis, one server or a cluster.
+//! - [`durable`]: the changes that wait for replicas (`--wait-replicas`).
 //! - [`ratelimit`]: the per-connection token bucket.
 //! - [`embedded`]: the `redis-server` the shim runs when given no Redis.
 //! - [`metrics`]: the counters behind `GET /metrics`.
@@ -38,6 +39,7 @@
 mod accept;
 pub mod config;
 mod connection;
+pub mod durable;
 pub mod embedded;
 pub mod link;
 pub mod logging;

@@ -3,7 +3,10 @@
 //! Either way there are two lanes: changes and small reads on one, the reads
 //! whose replies can be large (`TOP`, `ROOM`, `MEMBERS`, a node's hash) on
 //! the other, since one connection answers in order and a large reply must
-//! never hold back the joins, leaves and messages queued behind it.
+//! never hold back the joins, leaves and messages queued behind it. With
+//! `--wait-replicas` a third lane carries the changes that wait for
+//! replicas (see [`crate::durable`]): a `WAIT` holds its connection in Redis
+//! until it answers, and must hold back nothing else, the lease least of all.
 //!
 //! On one server each lane is a [`ConnectionManager`], which reconnects by
 //! itself after Redis restarts. On a cluster each lane is the `redis` crate's
@@ -18,7 +21,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, FromRedisValue, RedisError, RedisResult};
+use redis::{Cmd, FromRedisValue, RedisError, RedisResult, Value};
 use std::time::Duration;
 
 /// Which lane a command travels on.
@@ -30,6 +33,12 @@ pub enum Lane {
     Reads,
 }
 
+/// How long a batch of changes and its `WAIT` may take: the Redis timeout
+/// plus the longest `WAIT` (`--wait-timeout-ms`).
+fn durable_timeout(timeout: Duration, wait: Duration) -> Duration {
+    timeout.saturating_add(wait)
+}
+
 /// The connections to Redis. Cheap to clone; clones share the connections.
 #[derive(Clone)]
 pub enum Link {
@@ -37,46 +46,63 @@ pub enum Link {
     Server {
         changes: ConnectionManager,
         reads: ConnectionManager,
+        durable: ConnectionManager,
     },
     /// A Redis Cluster.
     Cluster {
         changes: ClusterConnection,
         reads: ClusterConnection,
+        durable: ClusterConnection,
     },
 }
 
 impl Link {
-    /// Connections to the server at `url`, made on first use.
+    /// Connections to the server at `url`, made on first use; a `WAIT` of
+    /// the durable lane lasts `wait` at most.
     ///
     /// # Errors
     /// When `url` is not a Redis URL this build can use.
-    pub fn server(url: &str, timeout: Duration) -> Result<Self, RedisError> {
+    pub fn server(url: &str, timeout: Duration, wait: Duration) -> Result<Self, RedisError> {
         let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
+        let config = |response: Duration| {
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(response))
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(500))
+        };
+        let lazy =
+            |response| ConnectionManager::new_lazy_with_config(client.clone(), config(response));
         Ok(Self::Server {
-            changes: ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
-            reads: ConnectionManager::new_lazy_with_config(client, config)?,
+            changes: lazy(timeout)?,
+            reads: lazy(timeout)?,
+            durable: lazy(durable_timeout(timeout, wait))?,
         })
     }
 
     /// Connections to the cluster that `seeds` (`redis://` URLs) belong to,
-    /// made in the background: until they are, commands fail.
+    /// made in the background: until they are, commands fail. A `WAIT` of
+    /// the durable lane lasts `wait` at most.
     ///
     /// # Errors
     /// When a seed is not a Redis URL this build can use.
-    pub fn cluster(seeds: &[String], timeout: Duration) -> Result<Self, RedisError> {
+    pub fn cluster(
+        seeds: &[String],
+        timeout: Duration,
+        wait: Duration,
+    ) -> Result<Self, RedisError> {
         let client = cluster_client(seeds, timeout).build()?;
-        let config = redis::cluster::ClusterConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
+        let connection = |response| {
+            let config = redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(timeout)
+                .set_response_timeout(response);
+            client.get_pending_async_connection_with_config(config)
+        };
         Ok(Self::Cluster {
-            changes: client.get_pending_async_connection_with_config(config.clone()),
-            reads: client.get_pending_async_connection_with_config(config),
+            changes: connection(timeout),
+            reads: connection(timeout),
+            durable: connection(durable_timeout(timeout, wait)),
         })
     }
 
@@ -99,49 +125,59 @@ impl Link {
         }
     }
 
-    /// Sends the change `cmd` (whose first argument is `namespace`), then
-    /// `WAIT replicas timeout` right behind it on the same connection to the
-    /// same primary, which answers once `replicas` replicas have every write
-    /// that connection made, or the timeout passed: `cmd`'s reply and the
-    /// number of replicas that have it. On a cluster both go, as one
-    /// pipeline, to the node the cluster client holds for the namespace's
-    /// slot: if that node is no longer its primary, the change is refused
-    /// (`MOVED`) rather than acknowledged by a node that will not keep it.
-    pub async fn query_and_wait<T: FromRedisValue>(
+    /// Sends the changes `cmds` (whose first argument is `namespace`), then
+    /// `WAIT replicas timeout` right behind them, as one pipeline on the
+    /// durable lane to the namespace's primary: the `WAIT` answers once
+    /// `replicas` replicas have every write that connection made, or the
+    /// timeout passed. Returns each change's reply (errors included, as
+    /// values) and the number of replicas that have them. On a cluster the
+    /// pipeline goes to the node the cluster client holds for the namespace's
+    /// slot: if that node is no longer its primary, the changes are refused
+    /// (`MOVED`) rather than acknowledged by a node that will not keep them.
+    ///
+    /// # Errors
+    /// When the pipeline as a whole fails (the connection, the `WAIT`).
+    pub async fn query_and_wait(
         &self,
-        cmd: &Cmd,
+        cmds: &[Cmd],
         namespace: &str,
         replicas: u32,
         timeout: Duration,
-    ) -> RedisResult<(T, u64)> {
+    ) -> RedisResult<(Vec<Value>, u64)> {
         let timeout_ms = u64::try_from(timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
         let mut pipe = redis::pipe();
-        pipe.add_command(cmd.clone())
-            .cmd("WAIT")
-            .arg(replicas)
-            .arg(timeout_ms);
-        match self {
-            Self::Server { changes, .. } => pipe.query_async(&mut changes.clone()).await,
-            Self::Cluster { changes, .. } => {
+        pipe.ignore_errors();
+        for cmd in cmds {
+            pipe.add_command(cmd.clone());
+        }
+        pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
+        let mut values: Vec<Value> = match self {
+            Self::Server { durable, .. } => pipe.query_async(&mut durable.clone()).await?,
+            Self::Cluster { durable, .. } => {
                 let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(
                     namespace,
                     SlotAddr::Master,
                 ));
-                let values = changes.clone().route_pipeline(pipe, 0, 2, route).await?;
-                let mut values = values.into_iter();
-                match (values.next(), values.next()) {
-                    (Some(reply), Some(acked)) => {
-                        Ok((T::from_redis_value(reply)?, u64::from_redis_value(acked)?))
-                    }
-                    _ => Err(RedisError::from((
-                        redis::ErrorKind::Client,
-                        "a write and its WAIT got fewer than two replies",
-                    ))),
-                }
+                durable
+                    .clone()
+                    .route_pipeline(pipe, 0, cmds.len() + 1, route)
+                    .await?
             }
-        }
+        };
+        let acked = match values.pop() {
+            Some(acked) if values.len() == cmds.len() => {
+                u64::from_redis_value(acked.extract_error()?)?
+            }
+            _ => {
+                return Err(RedisError::from((
+                    redis::ErrorKind::Client,
+                    "changes and their WAIT got another number of replies",
+                )))
+            }
+        };
+        Ok((values, acked))
     }
 }
 

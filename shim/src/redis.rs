@@ -7,6 +7,7 @@
 //! queueing requests. With [`Durability`], a change is acknowledged only
 //! once enough replicas have it.
 
+use crate::durable::Durable;
 use crate::link::{Lane, Link};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, RoomInfo, ShimError};
@@ -51,13 +52,15 @@ pub struct Violet {
     link: Link,
     namespace: String,
     timeout: Duration,
-    durability: Option<Durability>,
+    /// With `--wait-replicas`: the sender of the changes, and its setting.
+    durable: Option<(Durable, Durability)>,
     metrics: Arc<Metrics>,
 }
 
 impl Violet {
     /// A client for `namespace` over `link`. With `durability`, changes
-    /// wait for replicas.
+    /// wait for replicas (a task per namespace sends them, so this must run
+    /// within the Tokio runtime).
     pub fn new(
         link: Link,
         namespace: &str,
@@ -65,11 +68,21 @@ impl Violet {
         durability: Option<Durability>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let durable = durability.map(|durability| {
+            let durable = Durable::start(
+                link.clone(),
+                namespace,
+                durability,
+                timeout,
+                metrics.clone(),
+            );
+            (durable, durability)
+        });
         Self {
             link,
             namespace: namespace.to_owned(),
             timeout,
-            durability,
+            durable,
             metrics,
         }
     }
@@ -266,49 +279,30 @@ impl Violet {
         outcome(self.query(Lane::Changes, cmd).await)
     }
 
-    /// Sends the change a client asked for, `cmd`. With [`Durability`], the
-    /// reply waits until enough replicas have every change made so far on
-    /// the connection, and a change they do not all confirm in time gets
-    /// `UNAVAILABLE`: it is applied on the primary, but a failover might
-    /// lose it.
+    /// Sends the change a client asked for, `cmd`. With [`Durability`], it
+    /// goes with others in a batch that waits until enough replicas have
+    /// it (see [`crate::durable`]); one they do not all confirm in time gets
+    /// `UNAVAILABLE`: it is made on the primary, but a failover might lose
+    /// it.
     async fn change<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, ShimError> {
-        let Some(durability) = self.durability else {
+        let Some((durable, durability)) = &self.durable else {
             return self.call(cmd).await;
         };
-        let started = Instant::now();
-        let result = tokio::time::timeout(
-            self.timeout.saturating_add(durability.timeout),
-            self.link.query_and_wait::<T>(
-                cmd,
-                &self.namespace,
-                durability.replicas,
-                durability.timeout,
-            ),
-        )
-        .await;
-        self.metrics.redis_call(started.elapsed());
-        let replied = outcome(result.ok());
-        if replied.is_err() && self.link.is_cluster() {
-            // The cluster client learns of a failover from the redirections
-            // and broken connections of single commands, not of a pipeline
-            // sent to a chosen node, as this one is: a routed read teaches
-            // it, so that the next change goes to the new primary.
-            let _ = self.ready().await;
+        let (reply, acked) = durable.change(cmd.clone()).await?;
+        // A refused change made nothing: its error, however many replicas.
+        let reply = reply.extract_error().map_err(|e| shim_error(&e))?;
+        if acked < u64::from(durability.replicas) {
+            self.metrics.write_unconfirmed();
+            return Err(ShimError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the change was made but only {acked} of {} replicas confirmed it in \
+                     time, so a failover could lose it; check and try again",
+                    durability.replicas
+                ),
+            ));
         }
-        match replied? {
-            (reply, acked) if acked >= u64::from(durability.replicas) => Ok(reply),
-            (_, acked) => {
-                self.metrics.write_unconfirmed();
-                Err(ShimError::new(
-                    ErrorCode::Unavailable,
-                    format!(
-                        "the change was made but only {acked} of {} replicas confirmed it in \
-                         time, so a failover could lose it; check and try again",
-                        durability.replicas
-                    ),
-                ))
-            }
-        }
+        T::from_redis_value(reply).map_err(|e| shim_error(&e.into()))
     }
 
     /// [`Self::call`] on the lane for large reads.
@@ -369,7 +363,7 @@ fn room_info((room_id, viewers, fields): RawRoom) -> RoomInfo {
 
 /// The module's error codes pass through; its `ERR` is a bad request;
 /// anything that says Redis is not there (or not ready) is `UNAVAILABLE`.
-fn shim_error(error: &RedisError) -> ShimError {
+pub(crate) fn shim_error(error: &RedisError) -> ShimError {
     let detail = error.detail().unwrap_or_default().to_owned();
     let code = match error.code() {
         Some(codes::NOROOM) => ErrorCode::NoRoom,

@@ -22,6 +22,7 @@ use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tower_http::services::ServeDir;
@@ -74,14 +75,15 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
         return Err(invalid(problem));
     }
     let metrics = Arc::new(Metrics::default());
+    let wait = config.durability.map_or(Duration::ZERO, |d| d.timeout);
     let (link, events) = if config.cluster_seeds.is_empty() {
         let bad = |e: ::redis::RedisError| invalid(format!("bad Redis URL: {e}"));
         let client = ::redis::Client::open(config.redis_url.as_str()).map_err(bad)?;
-        let link = Link::server(&config.redis_url, config.redis_timeout).map_err(bad)?;
+        let link = Link::server(&config.redis_url, config.redis_timeout, wait).map_err(bad)?;
         (link, EventSource::Server(Box::new(client)))
     } else {
         let seeds = config.cluster_seeds.clone();
-        let link = Link::cluster(&seeds, config.redis_timeout)
+        let link = Link::cluster(&seeds, config.redis_timeout, wait)
             .map_err(|e| invalid(format!("bad Redis Cluster seed: {e}")))?;
         (link, EventSource::Cluster(seeds))
     };

@@ -1,0 +1,182 @@
+//! Changes acknowledged only once replicas have them (`--wait-replicas`).
+//!
+//! One task per namespace sends them. The changes that arrive while a batch
+//! is on its way go together in the next one: a pipeline of the changes
+//! followed by one `WAIT replicas timeout`, which covers them all, to the
+//! namespace's primary on the link's durable lane. So a batch costs one
+//! replica round trip however many changes it holds.
+//!
+//! A `WAIT` holds its connection in Redis until it answers, so at most one
+//! batch per namespace is in flight, and no change ever waits in Redis
+//! behind another's `WAIT`: changes wait here instead, at most
+//! [`MAX_WAITING`] of them (more are refused at once), and one not sent
+//! within the Redis timeout is answered `UNAVAILABLE` without being sent. A
+//! change a client was told failed for want of time thus never happens
+//! later, even while a replica is down and every `WAIT` lasts its timeout.
+
+use crate::link::{Lane, Link};
+use crate::metrics::Metrics;
+use crate::protocol::{ErrorCode, ShimError};
+use crate::redis::Durability;
+use redis::{Cmd, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Changes that may wait for a batch, per namespace.
+pub const MAX_WAITING: usize = 1024;
+
+/// Changes in one batch at most.
+const MAX_BATCH: usize = 256;
+
+/// What a change got: its reply (an error reply included) and how many
+/// replicas confirmed it.
+pub type Confirmed = Result<(Value, u64), ShimError>;
+
+/// One change waiting to be sent.
+struct Pending {
+    cmd: Cmd,
+    /// Not sent after this, it is answered `UNAVAILABLE`.
+    deadline: Instant,
+    reply: oneshot::Sender<Confirmed>,
+}
+
+/// The sender of one namespace's confirmed changes. Cheap to clone.
+#[derive(Clone)]
+pub struct Durable {
+    queue: mpsc::Sender<Pending>,
+    timeout: Duration,
+}
+
+impl Durable {
+    /// Starts the task that sends `namespace`'s changes over `link`, each
+    /// given `timeout` (the Redis timeout) to be sent. It ends with the last
+    /// clone of the returned sender.
+    pub fn start(
+        link: Link,
+        namespace: &str,
+        durability: Durability,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (queue, waiting) = mpsc::channel(MAX_WAITING);
+        let sender = Sender {
+            link,
+            namespace: namespace.to_owned(),
+            durability,
+            timeout,
+            metrics,
+        };
+        tokio::spawn(sender.run(waiting));
+        Self { queue, timeout }
+    }
+
+    /// Sends `cmd` in the next batch and waits for its reply and the
+    /// replicas' count.
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` when too many changes wait already, when it could not
+    /// be sent in time (it was not sent), or when Redis failed the batch.
+    pub async fn change(&self, cmd: Cmd) -> Confirmed {
+        let (reply, replied) = oneshot::channel();
+        let pending = Pending {
+            cmd,
+            deadline: Instant::now() + self.timeout,
+            reply,
+        };
+        if self.queue.try_send(pending).is_err() {
+            return Err(ShimError::new(
+                ErrorCode::Unavailable,
+                "too many changes are waiting for replicas; try again",
+            ));
+        }
+        replied.await.unwrap_or_else(|_| {
+            Err(ShimError::new(
+                ErrorCode::Unavailable,
+                "the shim is stopping; try again",
+            ))
+        })
+    }
+}
+
+/// The task's side.
+struct Sender {
+    link: Link,
+    namespace: String,
+    durability: Durability,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Sender {
+    async fn run(self, mut waiting: mpsc::Receiver<Pending>) {
+        while let Some(first) = waiting.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match waiting.try_recv() {
+                    Ok(pending) => batch.push(pending),
+                    Err(_) => break,
+                }
+            }
+            let now = Instant::now();
+            let (batch, late): (Vec<Pending>, Vec<Pending>) =
+                batch.into_iter().partition(|p| p.deadline > now);
+            for pending in late {
+                let _ = pending.reply.send(Err(ShimError::new(
+                    ErrorCode::Unavailable,
+                    "the change could not be sent in time (it was not made); try again",
+                )));
+            }
+            if !batch.is_empty() {
+                self.send(batch).await;
+            }
+        }
+    }
+
+    /// Sends one batch and answers each of its changes.
+    async fn send(&self, batch: Vec<Pending>) {
+        let cmds: Vec<Cmd> = batch.iter().map(|p| p.cmd.clone()).collect();
+        let started = std::time::Instant::now();
+        let sent = tokio::time::timeout(
+            self.timeout.saturating_add(self.durability.timeout),
+            self.link.query_and_wait(
+                &cmds,
+                &self.namespace,
+                self.durability.replicas,
+                self.durability.timeout,
+            ),
+        )
+        .await;
+        self.metrics.redis_call(started.elapsed());
+        let failure = match sent {
+            Ok(Ok((values, acked))) => {
+                for (pending, value) in batch.into_iter().zip(values) {
+                    let _ = pending.reply.send(Ok((value, acked)));
+                }
+                return;
+            }
+            Ok(Err(error)) => crate::redis::shim_error(&error),
+            Err(_) => ShimError::new(
+                ErrorCode::Unavailable,
+                "Redis did not answer in time; try again",
+            ),
+        };
+        for pending in batch {
+            let _ = pending.reply.send(Err(failure.clone()));
+        }
+        if self.link.is_cluster() {
+            // The cluster client learns of a failover from the redirections
+            // and broken connections of single commands, not of a pipeline
+            // sent to a chosen node, as this one is: a routed read teaches
+            // it, so that the next batch goes to the new primary.
+            let mut probe = redis::cmd("VIOLET.WHERE");
+            probe.arg(&self.namespace).arg("healthz");
+            let _ = tokio::time::timeout(
+                self.timeout,
+                self.link.query::<Value>(Lane::Changes, &probe),
+            )
+            .await;
+        }
+    }
+}
