@@ -19,8 +19,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
     version,
     about = "Violet's WebSocket shim: browser events in, one VIOLET.* command each, live updates out",
     long_about = "Violet's WebSocket shim: browser events in, one VIOLET.* command each, live updates out.\n\n\
-        Serves the page in --static-dir at / and WebSocket upgrades at / and /ws. Without a Redis \
-        host or --redis-url it starts its own redis-server (with the Violet module from --module) \
+        Serves the page in --static-dir at / and WebSocket upgrades at /ws/{namespace} for each \
+        --namespace, and at / and /ws for the first. Without a Redis host, --redis-url or \
+        --redis-cluster it starts its own redis-server (with the Violet module from --module) \
         on a free loopback port and stops it on exit.\n\n\
         As the original server did, it also takes the port and the Redis host as positional \
         arguments: `violet-shim 8080 127.0.0.1`. Positional arguments win over the options."
