@@ -93,6 +93,24 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no live primary owns slot {slot}"))
     }
 
+    /// The index of a live replica of primary `primary`.
+    pub fn replica_of(&self, primary: usize) -> usize {
+        let id = self
+            .myself(primary)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        (0..self.nodes.len())
+            .find(|&i| {
+                i != primary && self.alive(i) && {
+                    let line = self.myself(i);
+                    line.contains("slave") && line.split_whitespace().nth(3) == Some(id.as_str())
+                }
+            })
+            .expect("the primary has a live replica")
+    }
+
     /// `redis-cli -c` against `port`: one reply per line.
     pub fn cli(&self, port: u16, args: &[&str]) -> String {
         let output = Command::new(cli_binary())

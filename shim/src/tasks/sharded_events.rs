@@ -55,7 +55,7 @@ pub async fn subscribe(
     // Connect and subscribe, retrying with backoff until every namespace is
     // subscribed; the client keeps them subscribed from then on.
     let mut backoff = Duration::from_millis(50);
-    let _connection = loop {
+    let mut connection = loop {
         let attempt = async {
             let mut connection = client.get_async_connection().await?;
             for channel in feeds.keys() {
@@ -78,21 +78,50 @@ pub async fn subscribe(
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     };
+    // Which namespaces have a subscription now. The client moves
+    // subscriptions when it learns of a new topology, but a node that loses
+    // a slot (a manual failover, a slot moved) unsubscribes it, and the
+    // client then forgets it; and a node that died is only retried, never
+    // looked up again, while nothing is sent. So every namespace without a
+    // subscription is subscribed again here, every RESUBSCRIBE_EVERY, which
+    // also makes the client look the slot's owner up again.
+    let mut subscribed: HashMap<String, bool> = feeds
+        .keys()
+        .map(|channel| (channel.clone(), false))
+        .collect();
+    let mut resubscribe = tokio::time::interval(RESUBSCRIBE_EVERY);
     loop {
-        let push = tokio::select! {
-            push = pushes.recv() => push,
+        tokio::select! {
+            push = pushes.recv() => {
+                let Some(push) = push else {
+                    warn!("the cluster client stopped; no more events");
+                    return;
+                };
+                handle(push, &feeds, &mut subscribed).await;
+            }
+            _ = resubscribe.tick() => {
+                for (channel, _) in subscribed.iter().filter(|(_, up)| !**up) {
+                    debug!(channel, "subscribing to events again");
+                    if let Err(error) = connection.ssubscribe(channel).await {
+                        debug!(%error, channel, "cannot subscribe to events yet");
+                    }
+                }
+            }
             _ = shutdown.recv() => return,
-        };
-        let Some(push) = push else {
-            warn!("the cluster client stopped; no more events");
-            return;
-        };
-        handle(push, &feeds).await;
+        }
     }
 }
 
-/// One push from the cluster: an event, a (re)subscription, or a lost node.
-async fn handle(push: PushInfo, feeds: &HashMap<String, Feed>) {
+/// How often namespaces without an events subscription are subscribed again.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_millis(250);
+
+/// One push from the cluster: an event, a (re)subscription, a subscription
+/// ended, or a lost node; `subscribed` follows the subscriptions.
+async fn handle(
+    push: PushInfo,
+    feeds: &HashMap<String, Feed>,
+    subscribed: &mut HashMap<String, bool>,
+) {
     let channel = push.data.first().and_then(text);
     let feed = channel.as_deref().and_then(|c| feeds.get(c));
     match (push.kind, feed) {
@@ -106,6 +135,11 @@ async fn handle(push: PushInfo, feeds: &HashMap<String, Feed>) {
             }
         }
         (PushKind::SSubscribe, Some(feed)) => {
+            // A subscription confirmed again while it was up (the client
+            // moving it, or a resubscription racing one) misses nothing.
+            if subscribed.insert(feed.channel.clone(), true) == Some(true) {
+                return;
+            }
             info!(channel = feed.channel, "subscribed to events");
             // Events may have been missed before this subscription (or the
             // shard may have lost its data): what the connections believe
@@ -117,11 +151,19 @@ async fn handle(push: PushInfo, feeds: &HashMap<String, Feed>) {
             feed.hub.top_changed.notify_one();
         }
         (PushKind::SUnsubscribe, Some(feed)) => {
-            // The slot moved or its node failed; the client subscribes
-            // again on the new owner.
-            info!(channel = feed.channel, "events subscription moving");
+            // The slot moved or its node failed over: subscribed again
+            // (on the new owner) at the next resubscription.
+            info!(channel = feed.channel, "events subscription lost");
+            subscribed.insert(feed.channel.clone(), false);
         }
-        (PushKind::Disconnection, _) => debug!("lost a connection to a cluster node"),
+        (PushKind::Disconnection, _) => {
+            // Which namespaces that node held is not said: every one is
+            // subscribed again, and reconciled once it is.
+            info!("lost a connection to a cluster node; subscribing to events again");
+            for up in subscribed.values_mut() {
+                *up = false;
+            }
+        }
         (kind, _) => debug!(?kind, "push ignored"),
     }
 }
