@@ -20,18 +20,7 @@ pub struct Events {
 impl Events {
     /// Subscribes to `violet:{NAMESPACE}:events`; returns once subscribed.
     pub fn subscribe(server: &RedisServer, namespace: &str) -> Self {
-        let mut con = server.connection();
-        let channel = format!("violet:{{{namespace}}}:events");
-        con.send_packed_command(&redis::cmd("SUBSCRIBE").arg(&channel).get_packed_command())
-            .expect("send SUBSCRIBE");
-        con.recv_response().expect("SUBSCRIBE confirmed");
-        con.set_read_timeout(Some(EVENT_TIMEOUT))
-            .expect("read timeout");
-        Self {
-            con,
-            channel,
-            sharded: false,
-        }
+        Self::open(server, namespace, false)
     }
 
     /// Subscribes to `violet:{NAMESPACE}:events` with sharded pub/sub
@@ -39,17 +28,23 @@ impl Events {
     /// owner): elsewhere it answers `MOVED` and this panics. Returns once
     /// subscribed.
     pub fn ssubscribe(server: &RedisServer, namespace: &str) -> Self {
+        Self::open(server, namespace, true)
+    }
+
+    fn open(server: &RedisServer, namespace: &str, sharded: bool) -> Self {
+        let command = if sharded { "SSUBSCRIBE" } else { "SUBSCRIBE" };
         let mut con = server.connection();
         let channel = format!("violet:{{{namespace}}}:events");
-        con.send_packed_command(&redis::cmd("SSUBSCRIBE").arg(&channel).get_packed_command())
-            .expect("send SSUBSCRIBE");
-        con.recv_response().expect("SSUBSCRIBE confirmed");
+        con.send_packed_command(&redis::cmd(command).arg(&channel).get_packed_command())
+            .unwrap_or_else(|e| panic!("send {command}: {e}"));
+        con.recv_response()
+            .unwrap_or_else(|e| panic!("{command} not confirmed: {e}"));
         con.set_read_timeout(Some(EVENT_TIMEOUT))
             .expect("read timeout");
         Self {
             con,
             channel,
-            sharded: true,
+            sharded,
         }
     }
 
