@@ -210,6 +210,15 @@ impl Hub {
         }
     }
 
+    /// Applies one event as the module published it (JSON); an unreadable
+    /// one is logged and skipped.
+    pub fn apply_published(&self, payload: &str) {
+        match serde_json::from_str::<Event>(payload) {
+            Ok(event) => self.apply(event),
+            Err(error) => warn!(%error, payload, "unreadable event"),
+        }
+    }
+
     /// Applies one event: updates where this shim's sockets are and pushes
     /// the change to the local members of the room.
     pub fn apply(&self, event: Event) {

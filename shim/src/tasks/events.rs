@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
-use violet_contract::events::Event;
 
 /// Holds the subscription to the namespace's events until shutdown,
 /// re-subscribing with backoff whenever the connection drops.
@@ -59,24 +58,11 @@ async fn listen(
     }
     info!(channel, "subscribed to events");
     *backoff = Duration::from_millis(50);
-    // Events may have been missed while we were away (or Redis may have lost
-    // its data): what the connections believe is checked against Redis
-    // before any new event is applied; they wait in the subscription.
-    if let Err(error) = reconciler.run().await {
-        // Events flow on regardless: the lease task reconciles again when
-        // it learns of a loss, and a shim user without HSCAN is refused here
-        // for good (see README, ACL).
-        warn!(%error, "could not reconcile after subscribing");
-    }
-    hub.top_changed.notify_one();
+    reconciler.subscribed().await;
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
-        let Ok(payload) = message.get_payload::<String>() else {
-            continue;
-        };
-        match serde_json::from_str::<Event>(&payload) {
-            Ok(event) => hub.apply(event),
-            Err(error) => warn!(%error, payload, "unreadable event"),
+        if let Ok(payload) = message.get_payload::<String>() {
+            hub.apply_published(&payload);
         }
     }
     warn!(channel, "lost the events subscription");

@@ -39,6 +39,21 @@ impl Reconciler {
         }
     }
 
+    /// After the events subscription was (re)made: events may have been
+    /// missed before it (or Redis may have lost its data), so what the
+    /// connections believe is checked against Redis before any new event is
+    /// applied (they wait in the subscription meanwhile), and the top
+    /// watchers are woken, since rooms may have changed.
+    pub async fn subscribed(&self) {
+        if let Err(error) = self.run().await {
+            // Events flow on regardless: the lease task reconciles again
+            // when it learns of a loss, and a shim user without HSCAN is
+            // refused here for good (see README, ACL).
+            warn!(%error, "could not reconcile after subscribing");
+        }
+        self.hub.top_changed.notify_one();
+    }
+
     /// Reads Redis and forgets what it does not hold; returns how many
     /// memberships were forgotten.
     ///

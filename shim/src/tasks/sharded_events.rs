@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
-use violet_contract::events::Event;
 
 /// One namespace's events: where they go.
 pub struct Feed {
@@ -126,12 +125,8 @@ async fn handle(
     let feed = channel.as_deref().and_then(|c| feeds.get(c));
     match (push.kind, feed) {
         (PushKind::SMessage, Some(feed)) => {
-            let Some(payload) = push.data.get(1).and_then(text) else {
-                return;
-            };
-            match serde_json::from_str::<Event>(&payload) {
-                Ok(event) => feed.hub.apply(event),
-                Err(error) => warn!(%error, payload, "unreadable event"),
+            if let Some(payload) = push.data.get(1).and_then(text) {
+                feed.hub.apply_published(&payload);
             }
         }
         (PushKind::SSubscribe, Some(feed)) => {
@@ -141,14 +136,7 @@ async fn handle(
                 return;
             }
             info!(channel = feed.channel, "subscribed to events");
-            // Events may have been missed before this subscription (or the
-            // shard may have lost its data): what the connections believe
-            // is checked against Redis before any new event is applied;
-            // they wait in the channel meanwhile.
-            if let Err(error) = feed.reconciler.run().await {
-                warn!(%error, "could not reconcile after subscribing");
-            }
-            feed.hub.top_changed.notify_one();
+            feed.reconciler.subscribed().await;
         }
         (PushKind::SUnsubscribe, Some(feed)) => {
             // The slot moved or its node failed over: subscribed again
