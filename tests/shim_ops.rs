@@ -1,9 +1,10 @@
-//! Operations: the static page, `/healthz`, `/metrics`.
+//! Operations: the static page, `/healthz`, `/metrics`, the logs.
 
 mod shim_common;
 
 use serde_json::json;
 use shim_common::*;
+use std::time::Duration;
 use support::RedisServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,4 +88,43 @@ async fn a_redis_without_the_module_is_reported_unavailable() {
     );
     client.close().await;
     shim.stop().await;
+}
+
+/// A Redis out of reach is said once, by the shim, and not at every attempt
+/// of the `redis` crate's cluster client to reconnect (dozens a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_is_logged_once_not_at_every_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("shim.log");
+    let (port, nobody) = (support::free_port(), support::free_port());
+    let child = std::process::Command::new(support::shim_binary())
+        .args(["--port", &port.to_string(), "--namespace", NS])
+        .args(["--redis-cluster", &format!("127.0.0.1:{nobody}")])
+        // The default filter, as a user who sets none gets it.
+        .env_remove("RUST_LOG")
+        .env_remove("VIOLET_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start violet-shim");
+    let mut process = Process(child);
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually("the shim says Redis is out of reach", || async {
+        read().contains("cannot reach Redis for the lease")
+    })
+    .await;
+    // The cluster client keeps trying meanwhile, every half second or so.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sigterm(&process);
+    assert_eq!(exit_code(&mut process).await, Some(0));
+    let logged = read();
+    let from_redis: Vec<&str> = logged.lines().filter(|l| l.contains(" redis::")).collect();
+    assert!(from_redis.is_empty(), "{}", from_redis.join("\n"));
+    let out_of_reach = logged
+        .lines()
+        .filter(|l| l.contains("cannot reach Redis"))
+        .count();
+    assert_eq!(out_of_reach, 1, "{logged}");
 }

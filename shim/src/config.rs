@@ -191,7 +191,8 @@ pub struct Cli {
     #[arg(long, env = "VIOLET_SHIM_ID")]
     pub shim_id: Option<String>,
 
-    /// Log filter, such as `info` or `violet_shim=debug` [default: RUST_LOG, else `info`].
+    /// Log filter, such as `info` or `violet_shim=debug` [default: RUST_LOG,
+    /// else `info,redis=off`].
     #[arg(long, env = "VIOLET_LOG")]
     pub log: Option<String>,
 }

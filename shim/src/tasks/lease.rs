@@ -30,8 +30,19 @@ pub async fn renew(
     let every = lease / 3;
     let mut held = false;
     let mut renewed_at = Instant::now();
+    // Whether the last attempt failed: logged once as it starts and ends.
+    let mut failing = false;
     loop {
-        let wait = match violet.lease(&node, lease).await {
+        let answer = violet.lease(&node, lease).await;
+        match (&answer, failing) {
+            (Err(error), false) => {
+                warn!(%error, node, "cannot reach Redis for the lease; trying again")
+            }
+            (Ok(_), true) => info!(node, "Redis answers the lease again"),
+            _ => {}
+        }
+        failing = answer.is_err();
+        let wait = match answer {
             Ok(Lease::Renewed) => {
                 renewed_at = Instant::now();
                 held = true;
