@@ -315,3 +315,79 @@ async fn events_follow_a_manual_failover() {
     shim.stop().await;
     assert_eq!(blocking(|| cluster.run(&["VIOLET.CHECK", NS])), "OK");
 }
+
+/// A primary that hangs (`SIGSTOP`) keeps its connections open and answers
+/// nothing; its replica takes over. The shim finds the new primary by
+/// itself, with the old one still hung: the namespace is served again, its
+/// events flow, and the lease is renewed there, so no socket is reaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_primary_is_left_for_the_replica_that_took_over() {
+    const NS: &str = "watch-party";
+    // Longer than the failover (2 s of node timeout, then the election) and
+    // the shim's finding the new primary, shorter than the test.
+    const LEASE: Duration = Duration::from_secs(15);
+    let mut cluster = blocking(|| Cluster::start(3, 1));
+    let config = violet_shim::Config {
+        lease: LEASE,
+        ..cluster_config(&cluster, &[NS])
+    };
+    let shim = Shim::start(config).await;
+    let mut owner = shim.client_in(NS).await;
+    let room = owner.create_room().await;
+
+    let primary = blocking(|| cluster.primary_of(NS));
+    let paused = Instant::now();
+    blocking(|| cluster.pause(primary));
+    blocking(|| cluster.wait_failover(NS, primary));
+
+    // A guest joins, trying again while the namespace is unavailable, and
+    // the owner hears it: both through the new primary.
+    let mut guest = shim.client_in(NS).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let joined = guest
+            .request(json!({"kind": "room-joined", "room_id": room}))
+            .await;
+        if joined["kind"] == "room-joined" {
+            break;
+        }
+        assert_eq!(joined["code"], "UNAVAILABLE", "{joined}");
+        assert!(
+            Instant::now() < deadline,
+            "the namespace is still unavailable with its old primary hung: {joined}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("served again {:?} after the pause", paused.elapsed());
+    let me = guest.socket_id.clone();
+    let heard = owner
+        .try_push(Duration::from_secs(10), |f: &Value| {
+            f["kind"] == "member-joined" && f["socket_id"] == me.as_str()
+        })
+        .await;
+    assert!(heard.is_some(), "the owner never heard the guest's join");
+
+    // The lease lives on past its length from the pause: the owner is
+    // still in its room, and was never told it left.
+    tokio::time::sleep(
+        (paused + LEASE + Duration::from_secs(2)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    let held = blocking(|| cluster.run(&["VIOLET.WHERE", NS, &owner.socket_id]));
+    assert_eq!(held, room, "the owner's socket was reaped");
+    let mine = owner.socket_id.clone();
+    let reaped = owner
+        .try_push(Duration::from_millis(100), |f: &Value| {
+            f["kind"] == "member-left" && f["socket_id"] == mine.as_str()
+        })
+        .await;
+    assert!(reaped.is_none(), "{reaped:?}");
+
+    // The old primary goes on, as a replica of the new one.
+    blocking(|| cluster.resume(primary));
+    blocking(|| cluster.wait_replicas_in_sync(1));
+    guest.close().await;
+    owner.close().await;
+    shim.stop().await;
+    assert_eq!(blocking(|| cluster.run(&["VIOLET.CHECK", NS])), "OK");
+}

@@ -5,7 +5,7 @@
 
 mod shim_common;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use shim_common::*;
 use std::time::Duration;
 use support::RedisServer;
@@ -133,4 +133,86 @@ async fn a_stalled_replica_costs_acknowledgements_and_nothing_else() {
     drop(replies);
     shim.stop().await;
     assert_consistent(&primary).await;
+}
+
+/// Namespaces on one primary each wait for replicas on a connection of
+/// their own: no batch waits in Redis behind another namespace's `WAIT`, so
+/// none outlives its time there and is made after its client was told it
+/// failed. Each join's answer says whether it was made, and says it truly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_on_one_primary_wait_for_replicas_side_by_side() {
+    const NAMESPACES: [&str; 4] = ["one", "two", "three", "four"];
+    let primary = RedisServer::start();
+    let replica = tokio::task::block_in_place(|| replica_of(&primary));
+    let config = violet_shim::Config {
+        namespaces: NAMESPACES.iter().map(|ns| (*ns).to_owned()).collect(),
+        durability: Some(Durability {
+            replicas: 1,
+            // Each batch's WAIT lasts this long while the replica is
+            // stalled: two of them, one behind the other, would outlast
+            // the Redis timeout plus this (1.5 s + 1 s).
+            timeout: Duration::from_millis(1000),
+        }),
+        ..config(&primary)
+    };
+    let shim = Shim::start(config).await;
+    let mut rooms = Vec::new();
+    let mut owners = Vec::new();
+    for ns in NAMESPACES {
+        let mut owner = shim.client_in(ns).await;
+        rooms.push(owner.create_room().await);
+        owners.push(owner);
+    }
+
+    signal(&replica, "-STOP");
+    let mut joiners = Vec::new();
+    for (ns, room) in NAMESPACES.iter().zip(&rooms) {
+        for _ in 0..2 {
+            let (url, room) = (shim.ws_url_for(ns), room.clone());
+            joiners.push(tokio::spawn(async move {
+                let mut client = Client::connect(&url).await;
+                let reply = client
+                    .request(json!({"kind": "room-joined", "room_id": room}))
+                    .await;
+                (ns, room, client, reply)
+            }));
+        }
+    }
+    let mut replies = Vec::new();
+    for joiner in joiners {
+        replies.push(joiner.await.unwrap());
+    }
+    signal(&replica, "-CONT");
+    // Anything left in Redis is made by now.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut con = primary.connection();
+    let mut made = 0;
+    for (ns, room, client, reply) in &replies {
+        assert_eq!(reply["code"], "UNAVAILABLE", "{reply}");
+        let held: Option<String> = redis::cmd("VIOLET.WHERE")
+            .arg(ns)
+            .arg(&client.socket_id)
+            .query(&mut con)
+            .unwrap();
+        let message = reply["message"].as_str().unwrap();
+        if message.contains("was made") {
+            assert_eq!(held.as_ref(), Some(room), "{ns}: {message}");
+            made += 1;
+        } else {
+            assert!(
+                message.contains("not made") || message.contains("too many"),
+                "{ns}: an answer that does not say whether the join was made: {message}"
+            );
+            assert_eq!(held, None, "{ns}: {message}");
+        }
+    }
+    let answers: Vec<&Value> = replies.iter().map(|(_, _, _, reply)| reply).collect();
+    assert!(made >= NAMESPACES.len(), "{answers:?}");
+    drop(replies);
+    shim.stop().await;
+    for ns in NAMESPACES {
+        let check: String = redis::cmd("VIOLET.CHECK").arg(ns).query(&mut con).unwrap();
+        assert_eq!(check, "OK", "{ns}");
+    }
 }

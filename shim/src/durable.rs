@@ -3,18 +3,21 @@
 //! One task per namespace sends them. The changes that arrive while a batch
 //! is on its way go together in the next one: a pipeline of the changes
 //! followed by one `WAIT replicas timeout`, which covers them all, to the
-//! namespace's primary on the link's durable lane. So a batch costs one
-//! replica round trip however many changes it holds.
+//! namespace's primary on the namespace's own connection. So a batch costs
+//! one replica round trip however many changes it holds.
 //!
 //! A `WAIT` holds its connection in Redis until it answers, so at most one
-//! batch per namespace is in flight, and no change ever waits in Redis
-//! behind another's `WAIT`: changes wait here instead, at most
-//! [`MAX_WAITING`] of them (more are refused at once), and one not sent
-//! within the Redis timeout is answered `UNAVAILABLE` without being sent. A
-//! change a client was told failed for want of time thus never happens
-//! later, even while a replica is down and every `WAIT` lasts its timeout.
+//! batch per namespace is in flight, on a connection no other namespace
+//! uses, and no change ever waits in Redis behind another's `WAIT`: changes
+//! wait here instead, at most [`MAX_WAITING`] of them (more are refused at
+//! once), and one not sent within the Redis timeout is answered
+//! `UNAVAILABLE` without being sent. A batch that fails or gets no answer in
+//! time closes its connection, so that Redis drops whatever of it was not
+//! read yet, and the next batch goes on a new one. A change a client was
+//! told failed for want of time thus never happens later, even while a
+//! replica is down and every `WAIT` lasts its timeout.
 
-use crate::link::{Lane, Link};
+use crate::link::{DurableConnection, Link};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, ShimError};
 use crate::redis::Durability;
@@ -62,7 +65,7 @@ impl Durable {
     ) -> Self {
         let (queue, waiting) = mpsc::channel(MAX_WAITING);
         let sender = Sender {
-            link,
+            connection: link.durable(),
             namespace: namespace.to_owned(),
             durability,
             timeout,
@@ -102,7 +105,7 @@ impl Durable {
 
 /// The task's side.
 struct Sender {
-    link: Link,
+    connection: DurableConnection,
     namespace: String,
     durability: Durability,
     timeout: Duration,
@@ -110,7 +113,7 @@ struct Sender {
 }
 
 impl Sender {
-    async fn run(self, mut waiting: mpsc::Receiver<Pending>) {
+    async fn run(mut self, mut waiting: mpsc::Receiver<Pending>) {
         while let Some(first) = waiting.recv().await {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -135,12 +138,12 @@ impl Sender {
     }
 
     /// Sends one batch and answers each of its changes.
-    async fn send(&self, batch: Vec<Pending>) {
+    async fn send(&mut self, batch: Vec<Pending>) {
         let cmds: Vec<Cmd> = batch.iter().map(|p| p.cmd.clone()).collect();
         let started = std::time::Instant::now();
         let sent = tokio::time::timeout(
             self.timeout.saturating_add(self.durability.timeout),
-            self.link.query_and_wait(
+            self.connection.query_and_wait(
                 &cmds,
                 &self.namespace,
                 self.durability.replicas,
@@ -165,18 +168,6 @@ impl Sender {
         for pending in batch {
             let _ = pending.reply.send(Err(failure.clone()));
         }
-        if self.link.is_cluster() {
-            // The cluster client learns of a failover from the redirections
-            // and broken connections of single commands, not of a pipeline
-            // sent to a chosen node, as this one is: a routed read teaches
-            // it, so that the next batch goes to the new primary.
-            let mut probe = redis::cmd("VIOLET.WHERE");
-            probe.arg(&self.namespace).arg("healthz");
-            let _ = tokio::time::timeout(
-                self.timeout,
-                self.link.query::<Value>(Lane::Changes, &probe),
-            )
-            .await;
-        }
+        self.connection.renew();
     }
 }

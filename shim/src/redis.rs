@@ -324,7 +324,8 @@ impl Violet {
         }
     }
 
-    /// Sends `cmd` on `lane`; `None` when Redis did not answer in time.
+    /// Sends `cmd` on `lane`; `None` when Redis did not answer in time, and
+    /// the lane is then made anew (see [`Link::stalled`]).
     async fn query<T: FromRedisValue>(
         &self,
         lane: Lane,
@@ -333,6 +334,14 @@ impl Violet {
         let started = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.link.query::<T>(lane, cmd)).await;
         self.metrics.redis_call(started.elapsed());
+        let late = match &result {
+            Ok(Err(error)) => error.is_timeout(),
+            Ok(Ok(_)) => false,
+            Err(_) => true,
+        };
+        if late {
+            self.link.stalled(lane);
+        }
         result.ok()
     }
 }

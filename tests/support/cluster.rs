@@ -3,6 +3,7 @@
 //! and a short node timeout so that failovers take a few seconds.
 
 use crate::{cli_binary, free_port, RedisServer};
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -16,6 +17,9 @@ const SETTLE: Duration = Duration::from_secs(60);
 /// A running cluster; its nodes stop when it is dropped.
 pub struct Cluster {
     pub nodes: Vec<RedisServer>,
+    /// Nodes stopped with `SIGSTOP`: never asked anything (`redis-cli`
+    /// would wait for them for ever).
+    paused: BTreeSet<usize>,
 }
 
 impl Cluster {
@@ -49,7 +53,10 @@ impl Cluster {
             .output()
             .expect("redis-cli --cluster create");
         assert!(output.status.success(), "{output:?}");
-        let cluster = Self { nodes };
+        let cluster = Self {
+            nodes,
+            paused: BTreeSet::new(),
+        };
         cluster.wait_until("every node is ok and every replica in sync", |c| {
             c.nodes.iter().all(|n| {
                 let info = c.cli(n.port(), &["CLUSTER", "INFO"]);
@@ -139,6 +146,27 @@ impl Cluster {
         self.nodes[i].restart_after_kill();
     }
 
+    /// Stops node `i` (`SIGSTOP`): it keeps its connections open and
+    /// answers nothing, as a hung or swapping server would.
+    pub fn pause(&mut self, i: usize) {
+        self.signal(i, "STOP");
+        self.paused.insert(i);
+    }
+
+    /// Lets paused node `i` go on (`SIGCONT`).
+    pub fn resume(&mut self, i: usize) {
+        self.signal(i, "CONT");
+        self.paused.remove(&i);
+    }
+
+    fn signal(&self, i: usize, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.nodes[i].pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} node {i}");
+    }
+
     /// Waits until `key`'s slot is served by a live primary other than `old`.
     pub fn wait_failover(&self, key: &str, old: usize) {
         self.wait_until("a replica takes over", |c| {
@@ -177,7 +205,7 @@ impl Cluster {
     }
 
     fn alive(&self, i: usize) -> bool {
-        self.cli(self.nodes[i].port(), &["PING"]) == "PONG"
+        !self.paused.contains(&i) && self.cli(self.nodes[i].port(), &["PING"]) == "PONG"
     }
 
     fn any_alive(&self) -> usize {

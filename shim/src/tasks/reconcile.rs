@@ -20,6 +20,12 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
+/// How many times a reconciliation after a (re)subscription is tried.
+const SUBSCRIBED_ATTEMPTS: u32 = 3;
+
+/// The pause between two of those attempts.
+const SUBSCRIBED_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Reconciles one shim's sockets; shared by the tasks that need it.
 pub struct Reconciler {
     violet: Violet,
@@ -44,12 +50,23 @@ impl Reconciler {
     /// connections believe is checked against Redis before any new event is
     /// applied (they wait in the subscription meanwhile), and the top
     /// watchers are woken, since rooms may have changed.
+    ///
+    /// A failed attempt is made again, [`SUBSCRIBED_ATTEMPTS`] times in all:
+    /// a first one often meets the lane that the failure behind the new
+    /// subscription (a hung node) stalled, and that lane is made anew.
     pub async fn subscribed(&self) {
-        if let Err(error) = self.run().await {
-            // Events flow on regardless: the lease task reconciles again
-            // when it learns of a loss, and a shim user without HSCAN is
-            // refused here for good (see README, ACL).
-            warn!(%error, "could not reconcile after subscribing");
+        for attempt in 1..=SUBSCRIBED_ATTEMPTS {
+            match self.run().await {
+                Ok(_) => break,
+                Err(error) if attempt == SUBSCRIBED_ATTEMPTS => {
+                    // Events flow on regardless: the lease task reconciles
+                    // again when it learns of a loss, and a shim user
+                    // without HSCAN is refused here for good (see README,
+                    // ACL).
+                    warn!(%error, "could not reconcile after subscribing");
+                }
+                Err(_) => tokio::time::sleep(SUBSCRIBED_RETRY).await,
+            }
         }
         self.hub.top_changed.notify_one();
     }

@@ -6,13 +6,17 @@
 //! pub/sub, which stays within the shard that owns the namespace (classic
 //! `PUBLISH` would be broadcast to every node). The `redis` crate's cluster
 //! client holds the subscriptions: when a node fails over or a slot moves, it
-//! subscribes again on the new owner. Every (re)subscription is followed by
-//! a reconciliation of that namespace, since events may have been missed,
-//! and a wake-up of its top watchers.
+//! subscribes again on the new owner, and this task subscribes again where
+//! it does not (see [`Follower`]). Every (re)subscription is followed by a
+//! reconciliation of that namespace, since events may have been missed, and
+//! a wake-up of its top watchers.
 
 use crate::link::cluster_client;
 use crate::registry::Hub;
 use crate::tasks::reconcile::Reconciler;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{PushInfo, PushKind, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,10 +55,38 @@ pub async fn subscribe(
             return;
         }
     };
-    // Connect and subscribe, retrying with backoff until every namespace is
-    // subscribed; the client keeps them subscribed from then on.
+    loop {
+        let Some(connection) = connect(&client, &feeds, &mut shutdown).await else {
+            return;
+        };
+        let mut follower = Follower {
+            connection,
+            feeds: &feeds,
+            subscribed: feeds.keys().map(|c| (c.clone(), false)).collect(),
+            timeout,
+        };
+        match follower.follow(&mut pushes, &mut shutdown).await {
+            Ended::Stopped => return,
+            Ended::Stalled(channel) => {
+                info!(
+                    channel,
+                    "the node holding an events subscription did not answer in time; \
+                     subscribing to events anew"
+                );
+            }
+        }
+    }
+}
+
+/// Connects and subscribes, retrying with backoff until every namespace is
+/// subscribed; `None` at shutdown.
+async fn connect(
+    client: &ClusterClient,
+    feeds: &HashMap<String, Feed>,
+    shutdown: &mut broadcast::Receiver<()>,
+) -> Option<ClusterConnection> {
     let mut backoff = Duration::from_millis(50);
-    let mut connection = loop {
+    loop {
         let attempt = async {
             let mut connection = client.get_async_connection().await?;
             for channel in feeds.keys() {
@@ -66,53 +98,111 @@ pub async fn subscribe(
         };
         tokio::select! {
             result = attempt => match result {
-                Ok(connection) => break connection,
+                Ok(connection) => return Some(connection),
                 Err(error) => debug!(%error, delay = ?backoff, "cannot subscribe to events yet"),
             },
-            _ = shutdown.recv() => return,
+            _ = shutdown.recv() => return None,
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            _ = shutdown.recv() => return,
+            _ = shutdown.recv() => return None,
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
-    };
-    // Which namespaces have a subscription now. The client moves
-    // subscriptions when it learns of a new topology, but a node that loses
-    // a slot (a manual failover, a slot moved) unsubscribes it, and the
-    // client then forgets it; and a node that died is only retried, never
-    // looked up again, while nothing is sent. So every namespace without a
-    // subscription is subscribed again here, every RESUBSCRIBE_EVERY, which
-    // also makes the client look the slot's owner up again.
-    let mut subscribed: HashMap<String, bool> = feeds
-        .keys()
-        .map(|channel| (channel.clone(), false))
-        .collect();
-    let mut resubscribe = tokio::time::interval(RESUBSCRIBE_EVERY);
-    loop {
-        tokio::select! {
-            push = pushes.recv() => {
-                let Some(push) = push else {
-                    warn!("the cluster client stopped; no more events");
-                    return;
-                };
-                handle(push, &feeds, &mut subscribed).await;
-            }
-            _ = resubscribe.tick() => {
-                for (channel, _) in subscribed.iter().filter(|(_, up)| !**up) {
-                    debug!(channel, "subscribing to events again");
-                    if let Err(error) = connection.ssubscribe(channel).await {
-                        debug!(%error, channel, "cannot subscribe to events yet");
+    }
+}
+
+/// How a connection's subscriptions ended.
+enum Ended {
+    /// Shutdown, or the cluster client stopped.
+    Stopped,
+    /// The node of this channel's subscription did not answer in time.
+    Stalled(String),
+}
+
+/// One connection's subscriptions, followed.
+struct Follower<'a> {
+    connection: ClusterConnection,
+    feeds: &'a HashMap<String, Feed>,
+    /// Which namespaces have a subscription now. The client moves
+    /// subscriptions when it learns of a new topology, but a node that
+    /// loses a slot (a manual failover, a slot moved) unsubscribes it, and
+    /// the client then forgets it; and a node that died is only retried,
+    /// never looked up again, while nothing is sent. So every namespace
+    /// without a subscription is subscribed again, every
+    /// [`RESUBSCRIBE_EVERY`], which also makes the client look the slot's
+    /// owner up again.
+    subscribed: HashMap<String, bool>,
+    timeout: Duration,
+}
+
+impl Follower<'_> {
+    /// Hands events on until shutdown or until a subscription's node hangs:
+    /// a node that stops answering (paused, overloaded, cut off) without
+    /// closing its connections pushes nothing, while its replica may have
+    /// taken the slot over, and the cluster client would wait for it for
+    /// ever. So each subscription's node is pinged every
+    /// [`HEARTBEAT_EVERY`]; one that does not answer in time ends this
+    /// connection, and the caller subscribes anew from the seeds.
+    async fn follow(
+        &mut self,
+        pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
+        shutdown: &mut broadcast::Receiver<()>,
+    ) -> Ended {
+        let mut resubscribe = tokio::time::interval(RESUBSCRIBE_EVERY);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+        loop {
+            tokio::select! {
+                push = pushes.recv() => {
+                    let Some(push) = push else {
+                        warn!("the cluster client stopped; no more events");
+                        return Ended::Stopped;
+                    };
+                    handle(push, self.feeds, &mut self.subscribed).await;
+                }
+                _ = resubscribe.tick() => {
+                    for (channel, _) in self.subscribed.iter().filter(|(_, up)| !**up) {
+                        debug!(channel, "subscribing to events again");
+                        if let Err(error) = self.connection.ssubscribe(channel).await {
+                            debug!(%error, channel, "cannot subscribe to events yet");
+                        }
                     }
                 }
+                _ = heartbeat.tick() => {
+                    if let Some(channel) = self.hung().await {
+                        return Ended::Stalled(channel);
+                    }
+                }
+                _ = shutdown.recv() => return Ended::Stopped,
             }
-            _ = shutdown.recv() => return,
         }
+    }
+
+    /// A subscribed channel whose node did not answer a `PING` in time.
+    /// (A node that refuses the connection or drops it is down, not hung:
+    /// the client and the resubscriptions handle that.)
+    async fn hung(&mut self) -> Option<String> {
+        for (channel, _) in self.subscribed.iter().filter(|(_, up)| **up) {
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                Route::with_key(channel, SlotAddr::Master),
+            ));
+            let ping = self.connection.route_command(redis::cmd("PING"), route);
+            // The client's own response timeout and this one are the same:
+            // either may fire first.
+            match tokio::time::timeout(self.timeout, ping).await {
+                Err(_) => return Some(channel.clone()),
+                Ok(Err(error)) if error.is_timeout() => return Some(channel.clone()),
+                Ok(_) => {}
+            }
+        }
+        None
     }
 }
 
 /// How often namespaces without an events subscription are subscribed again.
 const RESUBSCRIBE_EVERY: Duration = Duration::from_millis(250);
+
+/// How often the nodes holding the subscriptions are pinged.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// One push from the cluster: an event, a (re)subscription, a subscription
 /// ended, or a lost node; `subscribed` follows the subscriptions.
