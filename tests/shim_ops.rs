@@ -128,3 +128,27 @@ async fn an_unreachable_cluster_is_logged_once_not_at_every_retry() {
         .count();
     assert_eq!(out_of_reach, 1, "{logged}");
 }
+
+/// Redis going away is said once when it goes, and once more when the lease
+/// runs out meanwhile, however often the shim tries again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_is_logged_once() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("shim.log");
+    let (mut process, _) = start_shim_process(&redis, &["--lease", "600"], &log).await;
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually("the shim takes its lease", || async {
+        read().contains("lease taken")
+    })
+    .await;
+    redis.kill();
+    // Renewals are tried every 200 ms: a dozen failures, three leases.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    sigterm(&process);
+    assert_eq!(exit_code(&mut process).await, Some(0));
+    let logged = read();
+    let count = |what: &str| logged.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(count("cannot reach Redis for the lease"), 1, "{logged}");
+    assert_eq!(count("could not renew the lease in time"), 1, "{logged}");
+}

@@ -32,6 +32,8 @@ pub async fn renew(
     let mut renewed_at = Instant::now();
     // Whether the last attempt failed: logged once as it starts and ends.
     let mut failing = false;
+    // Whether the lease running out during this failure was logged.
+    let mut said_late = false;
     loop {
         let answer = violet.lease(&node, lease).await;
         match (&answer, failing) {
@@ -42,6 +44,7 @@ pub async fn renew(
             _ => {}
         }
         failing = answer.is_err();
+        said_late &= failing;
         let wait = match answer {
             Ok(Lease::Renewed) => {
                 renewed_at = Instant::now();
@@ -75,8 +78,9 @@ pub async fn renew(
                 WHILE_REAPING
             }
             Err(error) => {
-                if held && renewed_at.elapsed() >= lease {
+                if held && renewed_at.elapsed() >= lease && !said_late {
                     warn!(%error, node, "could not renew the lease in time: sockets may be reaped");
+                    said_late = true;
                 } else {
                     debug!(%error, "could not renew the lease");
                 }
