@@ -328,6 +328,8 @@ async fn events_follow_a_manual_failover() {
 /// nothing; its replica takes over. The shim finds the new primary by
 /// itself, with the old one still hung: the namespace is served again, its
 /// events flow, and the lease is renewed there, so no socket is reaped.
+/// Meanwhile a namespace on another primary goes on as if nothing happened:
+/// every one of its joins is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_primary_is_left_for_the_replica_that_took_over() {
     const NS: &str = "watch-party";
@@ -335,15 +337,29 @@ async fn a_hung_primary_is_left_for_the_replica_that_took_over() {
     // the shim's finding the new primary, shorter than the test.
     const LEASE: Duration = Duration::from_secs(15);
     let mut cluster = blocking(|| Cluster::start(3, 1));
+    let primary = blocking(|| cluster.primary_of(NS));
+    let other = *NAMESPACES
+        .iter()
+        .find(|ns| blocking(|| cluster.primary_of(ns)) != primary)
+        .expect("a namespace on another primary");
     let config = violet_shim::Config {
         lease: LEASE,
-        ..cluster_config(&cluster, &[NS])
+        ..cluster_config(&cluster, &[NS, other])
     };
     let shim = Shim::start(config).await;
     let mut owner = shim.client_in(NS).await;
     let room = owner.create_room().await;
+    let mut other_owner = shim.client_in(other).await;
+    let other_room = other_owner.create_room().await;
 
-    let primary = blocking(|| cluster.primary_of(NS));
+    // Joins in the other namespace all along, each with a new client.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let bystander = tokio::spawn(keep_joining(
+        shim.ws_url_for(other),
+        vec![other_room.clone()],
+        stop,
+    ));
+
     let paused = Instant::now();
     blocking(|| cluster.pause(primary));
     blocking(|| cluster.wait_failover(NS, primary));
@@ -373,13 +389,33 @@ async fn a_hung_primary_is_left_for_the_replica_that_took_over() {
         .await;
     assert!(reaped.is_none(), "{reaped:?}");
 
+    // The other namespace was served all along, and its events flow.
+    stop_tx.send(true).unwrap();
+    let bystander = bystander.await.unwrap();
+    println!(
+        "{} joins in {other} meanwhile, {} UNAVAILABLE",
+        bystander.members.len(),
+        bystander.unavailable.len()
+    );
+    assert!(
+        bystander.unavailable.is_empty(),
+        "{} of the other namespace's joins got UNAVAILABLE",
+        bystander.unavailable.len()
+    );
+    let mut other_guest = shim.client_in(other).await;
+    assert!(join_until_the_owner_hears(&mut other_owner, &mut other_guest, &other_room).await);
+
     // The old primary goes on, as a replica of the new one.
     blocking(|| cluster.resume(primary));
     blocking(|| cluster.wait_replicas_in_sync(1));
-    guest.close().await;
-    owner.close().await;
+    drop(bystander);
+    for client in [guest, owner, other_guest, other_owner] {
+        client.close().await;
+    }
     shim.stop().await;
-    assert_eq!(blocking(|| cluster.run(&["VIOLET.CHECK", NS])), "OK");
+    for ns in [NS, other] {
+        assert_eq!(blocking(|| cluster.run(&["VIOLET.CHECK", ns])), "OK");
+    }
 }
 
 /// A primary killed for good: its replica takes over, and the shim's events

@@ -90,26 +90,32 @@ async fn a_redis_without_the_module_is_reported_unavailable() {
     shim.stop().await;
 }
 
+/// A `violet-shim` process on `seeds` as its cluster, logging with the
+/// default filter (as a user who sets none gets it) into `log`.
+fn spawn_on_cluster(seeds: &str, log: &std::path::Path) -> Process {
+    let port = support::free_port();
+    let child = std::process::Command::new(support::shim_binary())
+        .args(["--port", &port.to_string(), "--namespace", NS])
+        .args(["--redis-cluster", seeds])
+        .env_remove("RUST_LOG")
+        .env_remove("VIOLET_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start violet-shim");
+    Process(child)
+}
+
 /// A Redis out of reach is said once, by the shim, and not at every attempt
 /// of the `redis` crate's cluster client to reconnect (dozens a second).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_cluster_is_logged_once_not_at_every_retry() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("shim.log");
-    let (port, nobody) = (support::free_port(), support::free_port());
-    let child = std::process::Command::new(support::shim_binary())
-        .args(["--port", &port.to_string(), "--namespace", NS])
-        .args(["--redis-cluster", &format!("127.0.0.1:{nobody}")])
-        // The default filter, as a user who sets none gets it.
-        .env_remove("RUST_LOG")
-        .env_remove("VIOLET_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start violet-shim");
-    let mut process = Process(child);
+    let nobody = support::free_port();
+    let mut process = spawn_on_cluster(&format!("127.0.0.1:{nobody}"), &log);
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
     eventually("the shim says Redis is out of reach", || async {
         read().contains("cannot reach Redis for the lease")
@@ -122,11 +128,30 @@ async fn an_unreachable_cluster_is_logged_once_not_at_every_retry() {
     let logged = read();
     let from_redis: Vec<&str> = logged.lines().filter(|l| l.contains(" redis::")).collect();
     assert!(from_redis.is_empty(), "{}", from_redis.join("\n"));
-    let out_of_reach = logged
-        .lines()
-        .filter(|l| l.contains("cannot reach Redis"))
-        .count();
-    assert_eq!(out_of_reach, 1, "{logged}");
+    let count = |what: &str| logged.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(count("cannot reach Redis for the lease"), 1, "{logged}");
+    assert_eq!(
+        count("cannot connect to the cluster for events"),
+        1,
+        "{logged}"
+    );
+}
+
+/// Why the cluster cannot be used is said in the shim's own words, with the
+/// redis crate's logs off: here, a seed that is no cluster node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn why_the_cluster_cannot_be_used_is_logged() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("shim.log");
+    let mut process = spawn_on_cluster(&redis.url(), &log);
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually("the shim says why", || async {
+        read().contains("cluster support disabled")
+    })
+    .await;
+    sigterm(&process);
+    assert_eq!(exit_code(&mut process).await, Some(0));
 }
 
 /// Redis going away is said once when it goes, and once more when the lease

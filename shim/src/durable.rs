@@ -11,11 +11,13 @@
 //! uses, and no change ever waits in Redis behind another's `WAIT`: changes
 //! wait here instead, at most [`MAX_WAITING`] of them (more are refused at
 //! once), and one not sent within the Redis timeout is answered
-//! `UNAVAILABLE` without being sent. A batch that fails or gets no answer in
-//! time closes its connection, so that Redis drops whatever of it was not
-//! read yet, and the next batch goes on a new one. A change a client was
-//! told failed for want of time thus never happens later, even while a
-//! replica is down and every `WAIT` lasts its timeout.
+//! `UNAVAILABLE` ("it was not made") without being sent. A change a client
+//! was told was not made thus never happens later, even while a replica is
+//! down and every `WAIT` lasts its timeout. A batch that got no answer in
+//! time leaves its connection behind (its `WAIT` may still hold it in
+//! Redis): the next goes on a new one. Its own changes may have been made;
+//! their clients are told Redis did not answer in time, not that they were
+//! not made.
 
 use crate::link::{DurableConnection, Link};
 use crate::metrics::Metrics;
@@ -159,15 +161,20 @@ impl Sender {
                 }
                 return;
             }
-            Ok(Err(error)) => crate::redis::shim_error(&error),
-            Err(_) => ShimError::new(
-                ErrorCode::Unavailable,
-                "Redis did not answer in time; try again",
-            ),
+            Ok(Err(error)) if !error.is_timeout() => {
+                self.connection.failed();
+                crate::redis::shim_error(&error)
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.connection.timed_out();
+                ShimError::new(
+                    ErrorCode::Unavailable,
+                    "Redis did not answer in time; try again",
+                )
+            }
         };
         for pending in batch {
             let _ = pending.reply.send(Err(failure.clone()));
         }
-        self.connection.renew();
     }
 }

@@ -24,7 +24,10 @@
 //! timed-out command on the same node, and never looks the topology up
 //! again. So a lane whose command got no answer in time is made anew
 //! ([`Link::stalled`]): a new cluster connection reads the topology from
-//! the seeds again, and a new server connection dials again.
+//! the seeds again, and a new server connection dials again. The new one
+//! is made in the background and takes over once it is ready; commands go
+//! on the old one meanwhile, so the namespaces a hung node does not hold
+//! lose nothing while it is made.
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
@@ -52,18 +55,16 @@ pub struct Link {
 
 struct Inner {
     maker: Maker,
-    /// The Redis timeout: a command's reply takes at most this long.
-    timeout: Duration,
-    /// The longest `WAIT` of a durable batch (`--wait-timeout-ms`).
-    wait: Duration,
     changes: Mutex<Made>,
     reads: Mutex<Made>,
 }
 
-/// A lane's connection, and when it was made.
+/// A lane's connection, and when it was made (or last tried anew).
 struct Made {
     connection: Connection,
     at: Instant,
+    /// Whether a new one is being made.
+    renewing: bool,
 }
 
 impl Link {
@@ -73,8 +74,8 @@ impl Link {
     /// # Errors
     /// When `url` is not a Redis URL this build can use.
     pub fn server(url: &str, timeout: Duration, wait: Duration) -> Result<Self, RedisError> {
-        let maker = Maker::Server(redis::Client::open(url)?);
-        Self::new(maker, timeout, wait)
+        let clients = Clients::Server(redis::Client::open(url)?);
+        Self::new(clients, timeout, wait)
     }
 
     /// Connections to the cluster that `seeds` (`redis://` URLs) belong to,
@@ -88,23 +89,36 @@ impl Link {
         timeout: Duration,
         wait: Duration,
     ) -> Result<Self, RedisError> {
-        let maker = Maker::Cluster(cluster_client(seeds, timeout).build()?);
-        Self::new(maker, timeout, wait)
+        // A batch's pipeline may take the Redis timeout plus its `WAIT`: the
+        // cluster client bounds every request by its own response timeout,
+        // so the durable connections get a client of their own.
+        let durable = timeout.saturating_add(wait);
+        let clients = Clients::Cluster {
+            lanes: cluster_client(seeds, timeout).build()?,
+            durable: cluster_client(seeds, timeout)
+                .response_timeout(durable)
+                .build()?,
+        };
+        Self::new(clients, timeout, wait)
     }
 
-    fn new(maker: Maker, timeout: Duration, wait: Duration) -> Result<Self, RedisError> {
+    fn new(clients: Clients, timeout: Duration, wait: Duration) -> Result<Self, RedisError> {
+        let maker = Maker {
+            clients,
+            timeout,
+            wait,
+        };
         let made = || -> Result<Mutex<Made>, RedisError> {
             Ok(Mutex::new(Made {
-                connection: maker.connection(timeout, timeout)?,
+                connection: maker.pending(Purpose::Lane)?,
                 at: Instant::now(),
+                renewing: false,
             }))
         };
         let (changes, reads) = (made()?, made()?);
         Ok(Self {
             inner: Arc::new(Inner {
                 maker,
-                timeout,
-                wait,
                 changes,
                 reads,
             }),
@@ -113,7 +127,7 @@ impl Link {
 
     /// Whether this is a cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.inner.maker, Maker::Cluster(_))
+        matches!(self.inner.maker.clients, Clients::Cluster { .. })
     }
 
     /// Sends `cmd` on `lane`.
@@ -122,43 +136,56 @@ impl Link {
         connection.query(cmd).await
     }
 
-    /// Says that a command on `lane` got no answer in time: the lane is made
-    /// anew, unless it was made less than a Redis timeout ago (a burst of
-    /// late replies makes one new connection, not one each). Commands on
-    /// their way on the old one finish there.
+    /// Says that a command on `lane` got no answer in time: a new connection
+    /// is made in the background, and takes the lane over once it is ready.
+    /// Not while one is being made, nor within a Redis timeout of the last
+    /// (a burst of late replies makes one new connection, not one each).
+    /// Commands on their way on the old one finish there.
     pub fn stalled(&self, lane: Lane) {
-        let mut made = lock(self.lane(lane));
-        if made.at.elapsed() < self.inner.timeout {
-            return;
-        }
-        match self
-            .inner
-            .maker
-            .connection(self.inner.timeout, self.inner.timeout)
         {
-            Ok(connection) => {
-                info!(
-                    ?lane,
-                    "Redis did not answer in time; connecting again (reading the cluster's \
-                     topology again, on a cluster)"
-                );
-                *made = Made {
-                    connection,
-                    at: Instant::now(),
-                };
+            let mut made = lock(self.lane(lane));
+            if made.renewing || made.at.elapsed() < self.inner.maker.timeout {
+                return;
             }
-            Err(error) => info!(%error, ?lane, "cannot connect to Redis again yet"),
+            made.renewing = true;
         }
+        info!(
+            ?lane,
+            "Redis did not answer in time; connecting again (on a cluster, reading its \
+             topology again from the seeds)"
+        );
+        let link = self.clone();
+        tokio::spawn(async move {
+            let timeout = link.inner.maker.timeout;
+            // Connecting tries every seed and node, each bounded by the
+            // timeout; this bounds them all.
+            let made = tokio::time::timeout(
+                timeout.saturating_mul(4),
+                link.inner.maker.ready(Purpose::Lane),
+            )
+            .await;
+            let mut lane_made = lock(link.lane(lane));
+            lane_made.renewing = false;
+            lane_made.at = Instant::now();
+            match made {
+                Ok(Ok(connection)) => {
+                    lane_made.connection = connection;
+                    info!(?lane, "connected to Redis again");
+                }
+                Ok(Err(error)) => info!(%error, ?lane, "cannot connect to Redis again yet"),
+                Err(_) => info!(?lane, "cannot connect to Redis again yet (timed out)"),
+            }
+        });
     }
 
-    /// A connection of its own for one namespace's durable batches.
+    /// A connection of its own for one namespace's durable batches, made
+    /// when its first batch is sent.
     pub fn durable(&self) -> DurableConnection {
-        let mut durable = DurableConnection {
+        DurableConnection {
             connection: None,
+            made_at: None,
             link: self.clone(),
-        };
-        durable.renew();
-        durable
+        }
     }
 
     fn lane(&self, lane: Lane) -> &Mutex<Made> {
@@ -172,8 +199,10 @@ impl Link {
 /// One namespace's connection for its changes that wait for replicas; at
 /// most one batch is on it at a time.
 pub struct DurableConnection {
-    /// `None` only if it could not be made (see [`Self::renew`]).
+    /// `None` until the first batch, and after [`Self::renew`].
     connection: Option<Connection>,
+    /// When the last one was made.
+    made_at: Option<Instant>,
     link: Link,
 }
 
@@ -184,14 +213,14 @@ impl DurableConnection {
     /// every write that connection made, or the timeout passed. Returns each
     /// change's reply (errors included, as values) and the number of
     /// replicas that have them. On a cluster the pipeline goes to the node
-    /// the cluster client holds for the namespace's slot: if that node is no
-    /// longer its primary, the changes are refused (`MOVED`) rather than
-    /// acknowledged by a node that will not keep them.
+    /// the cluster client holds for the namespace's slot; if that node is no
+    /// longer its primary, it refuses the changes (`MOVED`: a replica makes
+    /// none) and the client sends the whole pipeline again to the new one.
     ///
     /// # Errors
     /// When the pipeline as a whole fails (the connection, the `WAIT`).
     pub async fn query_and_wait(
-        &self,
+        &mut self,
         cmds: &[Cmd],
         namespace: &str,
         replicas: u32,
@@ -206,11 +235,14 @@ impl DurableConnection {
             pipe.add_command(cmd.clone());
         }
         pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
-        let Some(connection) = &self.connection else {
-            return Err(RedisError::from((
-                redis::ErrorKind::Io,
-                "no connection to Redis yet",
-            )));
+        let connection = match &self.connection {
+            Some(connection) => connection.clone(),
+            None => {
+                let connection = self.link.inner.maker.pending(Purpose::Durable)?;
+                self.connection = Some(connection.clone());
+                self.made_at = Some(Instant::now());
+                connection
+            }
         };
         let mut values = connection
             .pipeline_to(pipe, namespace, cmds.len() + 1)
@@ -229,56 +261,122 @@ impl DurableConnection {
         Ok((values, acked))
     }
 
-    /// Makes the connection anew, after a batch failed or got no answer in
-    /// time. Closing the old one makes Redis drop whatever it had not read
-    /// of it, so that no change answered "not made" is made later; and a
-    /// new cluster connection reads the topology again, which a pipeline
-    /// sent to a chosen node does not make the old one do after a failover.
-    pub fn renew(&mut self) {
-        let inner = &self.link.inner;
-        let response = inner.timeout.saturating_add(inner.wait);
-        // Dropped first, so that the old connection is closed even when a
-        // new one cannot be made.
-        self.connection = None;
-        match inner.maker.connection(inner.timeout, response) {
-            Ok(connection) => self.connection = Some(connection),
-            Err(error) => info!(%error, "cannot connect to Redis again yet"),
+    /// After a batch failed: the next batch goes on a new connection, unless
+    /// this one was made less than a Redis timeout ago (changes failing
+    /// fast, while a failover settles, make one new connection per timeout,
+    /// not one per batch). A new cluster connection reads the topology
+    /// again, which a pipeline sent to a chosen node may not make the old
+    /// one do.
+    pub fn failed(&mut self) {
+        let recent = self
+            .made_at
+            .is_some_and(|at| at.elapsed() < self.link.inner.maker.timeout);
+        if !recent {
+            self.connection = None;
         }
+    }
+
+    /// After a batch got no answer in time: the next batch goes on a new
+    /// connection whatever happens, since this one's `WAIT` may still hold
+    /// it in Redis, and a batch sent behind it would wait there.
+    pub fn timed_out(&mut self) {
+        self.connection = None;
     }
 }
 
+/// What a connection is for: its replies' time limit differs.
+#[derive(Clone, Copy)]
+enum Purpose {
+    /// A shared lane: a reply takes the Redis timeout at most.
+    Lane,
+    /// A namespace's durable batches: the Redis timeout plus the `WAIT`.
+    Durable,
+}
+
 /// Makes connections: a lane's, a namespace's durable one, and either anew.
+struct Maker {
+    clients: Clients,
+    /// The Redis timeout: to connect, and for a reply.
+    timeout: Duration,
+    /// The longest `WAIT` of a durable batch.
+    wait: Duration,
+}
+
 // One per link, inside its `Arc`: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
-enum Maker {
+enum Clients {
     Server(redis::Client),
-    Cluster(ClusterClient),
+    Cluster {
+        lanes: ClusterClient,
+        durable: ClusterClient,
+    },
 }
 
 impl Maker {
-    /// A connection made in the background, `connect` long at most per
-    /// attempt, whose replies take `response` at most.
-    fn connection(&self, connect: Duration, response: Duration) -> RedisResult<Connection> {
-        match self {
-            Self::Server(client) => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(connect))
-                    .set_response_timeout(Some(response))
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(500));
-                ConnectionManager::new_lazy_with_config(client.clone(), config)
+    /// How long a reply for `purpose` may take.
+    fn response(&self, purpose: Purpose) -> Duration {
+        match purpose {
+            Purpose::Lane => self.timeout,
+            Purpose::Durable => self.timeout.saturating_add(self.wait),
+        }
+    }
+
+    /// A connection for `purpose`, made in the background: until it is,
+    /// commands wait for it (or fail, when it cannot be made).
+    fn pending(&self, purpose: Purpose) -> RedisResult<Connection> {
+        match &self.clients {
+            Clients::Server(client) => {
+                ConnectionManager::new_lazy_with_config(client.clone(), self.server(purpose))
                     .map(Connection::Server)
             }
-            Self::Cluster(client) => {
-                let config = ClusterConfig::new()
-                    .set_connection_timeout(connect)
-                    .set_response_timeout(response);
+            Clients::Cluster { lanes, durable } => {
+                let client = if let Purpose::Lane = purpose {
+                    lanes
+                } else {
+                    durable
+                };
                 Ok(Connection::Cluster(
-                    client.get_pending_async_connection_with_config(config),
+                    client.get_pending_async_connection_with_config(self.cluster(purpose)),
                 ))
             }
         }
+    }
+
+    /// A connection for `purpose`, once it is made.
+    async fn ready(&self, purpose: Purpose) -> RedisResult<Connection> {
+        match &self.clients {
+            Clients::Server(client) => {
+                ConnectionManager::new_with_config(client.clone(), self.server(purpose))
+                    .await
+                    .map(Connection::Server)
+            }
+            Clients::Cluster { lanes, durable } => {
+                let client = if let Purpose::Lane = purpose {
+                    lanes
+                } else {
+                    durable
+                };
+                client
+                    .get_async_connection_with_config(self.cluster(purpose))
+                    .await
+                    .map(Connection::Cluster)
+            }
+        }
+    }
+
+    fn server(&self, purpose: Purpose) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.response(purpose)))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500))
+    }
+
+    fn cluster(&self, purpose: Purpose) -> ClusterConfig {
+        ClusterConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.response(purpose))
     }
 }
 

@@ -36,6 +36,11 @@ impl Cluster {
                     &bus,
                     "--cluster-node-timeout",
                     &timeout,
+                    // While a shard fails over, the others serve their
+                    // namespaces (with `yes`, every node refuses every
+                    // command, CLUSTERDOWN, until the failover is done).
+                    "--cluster-require-full-coverage",
+                    "no",
                     // A replica that (re)joins syncs at once.
                     "--repl-diskless-sync-delay",
                     "0",

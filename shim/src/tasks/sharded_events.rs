@@ -14,7 +14,7 @@
 use crate::link::cluster_client;
 use crate::registry::Hub;
 use crate::tasks::reconcile::Reconciler;
-use redis::cluster::ClusterClient;
+use futures_util::future::join_all;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{PushInfo, PushKind, Value};
@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
 /// One namespace's events: where they go.
@@ -43,72 +44,116 @@ pub async fn subscribe(
         .into_iter()
         .map(|feed| (feed.channel.clone(), feed))
         .collect();
-    let (pushes_tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
-    let client = match cluster_client(&seeds, timeout)
-        .use_protocol(redis::ProtocolVersion::RESP3)
-        .push_sender(pushes_tx)
-        .build()
-    {
-        Ok(client) => client,
-        Err(error) => {
-            warn!(%error, "cannot make a cluster client for the events");
-            return;
-        }
+    let connector = Connector {
+        seeds,
+        timeout,
+        channels: feeds.keys().cloned().collect(),
     };
     loop {
-        let Some(connection) = connect(&client, &feeds, &mut shutdown).await else {
+        let Some((connection, pushes)) = connector.connect(&mut shutdown).await else {
             return;
         };
         let mut follower = Follower {
             connection,
+            pushes,
             feeds: &feeds,
             subscribed: feeds.keys().map(|c| (c.clone(), false)).collect(),
             timeout,
         };
-        match follower.follow(&mut pushes, &mut shutdown).await {
+        match follower.follow(&mut shutdown).await {
             Ended::Stopped => return,
             Ended::Stalled(channel) => {
                 info!(
                     channel,
                     "the node holding an events subscription did not answer in time; \
-                     subscribing to events anew"
+                     subscribing to events anew from the seeds"
                 );
             }
         }
     }
 }
 
-/// Connects and subscribes, retrying with backoff until every namespace is
-/// subscribed; `None` at shutdown.
-async fn connect(
-    client: &ClusterClient,
-    feeds: &HashMap<String, Feed>,
-    shutdown: &mut broadcast::Receiver<()>,
-) -> Option<ClusterConnection> {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let attempt = async {
-            let mut connection = client.get_async_connection().await?;
-            for channel in feeds.keys() {
-                // One at a time: channels of different slots cannot share
-                // one SSUBSCRIBE.
-                connection.ssubscribe(channel).await?;
+/// Makes the events connection and its subscriptions.
+struct Connector {
+    seeds: Vec<String>,
+    timeout: Duration,
+    channels: Vec<String>,
+}
+
+impl Connector {
+    /// A new connection, with its own pushes (none of an older connection's
+    /// can be applied after this one's reconciliations), and a subscription
+    /// asked for each namespace; retried with backoff until the cluster
+    /// answers. `None` at shutdown.
+    async fn connect(
+        &self,
+        shutdown: &mut broadcast::Receiver<()>,
+    ) -> Option<(ClusterConnection, Pushes)> {
+        let mut backoff = Duration::from_millis(50);
+        let mut failures = 0u32;
+        loop {
+            let (pushes_tx, pushes) = mpsc::unbounded_channel::<PushInfo>();
+            let attempt = async {
+                let client = cluster_client(&self.seeds, self.timeout)
+                    .use_protocol(redis::ProtocolVersion::RESP3)
+                    .push_sender(pushes_tx)
+                    .build()?;
+                client.get_async_connection().await
+            };
+            let error = tokio::select! {
+                result = attempt => match result {
+                    Ok(connection) => {
+                        if failures > 0 {
+                            info!(failures, "connected to the cluster for events");
+                        }
+                        subscribe_all(&connection, self.channels.iter(), self.timeout).await;
+                        return Some((connection, pushes));
+                    }
+                    Err(error) => error,
+                },
+                _ = shutdown.recv() => return None,
+            };
+            // The cause (a refused address, a password, a server without
+            // cluster support) is said once, in full: the redis crate's
+            // own logs are off by default.
+            if failures == 0 {
+                warn!(%error, "cannot connect to the cluster for events; trying again");
+            } else {
+                debug!(%error, delay = ?backoff, "cannot connect to the cluster for events yet");
             }
-            redis::RedisResult::Ok(connection)
-        };
-        tokio::select! {
-            result = attempt => match result {
-                Ok(connection) => return Some(connection),
-                Err(error) => debug!(%error, delay = ?backoff, "cannot subscribe to events yet"),
-            },
-            _ = shutdown.recv() => return None,
+            failures += 1;
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = shutdown.recv() => return None,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            _ = shutdown.recv() => return None,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// One connection's pushes.
+type Pushes = mpsc::UnboundedReceiver<PushInfo>;
+
+/// Asks for a subscription to each of `channels`, all at once, waiting
+/// `timeout` at most: one at a time, a hung node would hold back the
+/// namespaces of the healthy ones. A subscription is confirmed by its push;
+/// one that failed is asked again at the next resubscription.
+async fn subscribe_all<'a>(
+    connection: &ClusterConnection,
+    channels: impl Iterator<Item = &'a String>,
+    timeout: Duration,
+) {
+    // One channel per SSUBSCRIBE: channels of different slots cannot share
+    // one.
+    let asked = channels.map(|channel| {
+        let mut connection = connection.clone();
+        async move {
+            if let Err(error) = connection.ssubscribe(channel).await {
+                debug!(%error, channel, "cannot subscribe to events yet");
+            }
+        }
+    });
+    let _ = tokio::time::timeout(timeout, join_all(asked)).await;
 }
 
 /// How a connection's subscriptions ended.
@@ -122,6 +167,7 @@ enum Ended {
 /// One connection's subscriptions, followed.
 struct Follower<'a> {
     connection: ClusterConnection,
+    pushes: Pushes,
     feeds: &'a HashMap<String, Feed>,
     /// Which namespaces have a subscription now. The client moves
     /// subscriptions when it learns of a new topology, but a node that
@@ -140,19 +186,17 @@ impl Follower<'_> {
     /// a node that stops answering (paused, overloaded, cut off) without
     /// closing its connections pushes nothing, while its replica may have
     /// taken the slot over, and the cluster client would wait for it for
-    /// ever. So each subscription's node is pinged every
+    /// ever. So the subscriptions' nodes are pinged every
     /// [`HEARTBEAT_EVERY`]; one that does not answer in time ends this
     /// connection, and the caller subscribes anew from the seeds.
-    async fn follow(
-        &mut self,
-        pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
-        shutdown: &mut broadcast::Receiver<()>,
-    ) -> Ended {
+    async fn follow(&mut self, shutdown: &mut broadcast::Receiver<()>) -> Ended {
         let mut resubscribe = tokio::time::interval(RESUBSCRIBE_EVERY);
         let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+        resubscribe.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             tokio::select! {
-                push = pushes.recv() => {
+                push = self.pushes.recv() => {
                     let Some(push) = push else {
                         warn!("the cluster client stopped; no more events");
                         return Ended::Stopped;
@@ -160,12 +204,8 @@ impl Follower<'_> {
                     handle(push, self.feeds, &mut self.subscribed).await;
                 }
                 _ = resubscribe.tick() => {
-                    for (channel, _) in self.subscribed.iter().filter(|(_, up)| !**up) {
-                        debug!(channel, "subscribing to events again");
-                        if let Err(error) = self.connection.ssubscribe(channel).await {
-                            debug!(%error, channel, "cannot subscribe to events yet");
-                        }
-                    }
+                    let down = self.subscribed.iter().filter(|(_, up)| !**up).map(|(c, _)| c);
+                    subscribe_all(&self.connection, down, self.timeout).await;
                 }
                 _ = heartbeat.tick() => {
                     if let Some(channel) = self.hung().await {
@@ -177,24 +217,33 @@ impl Follower<'_> {
         }
     }
 
-    /// A subscribed channel whose node did not answer a `PING` in time.
-    /// (A node that refuses the connection or drops it is down, not hung:
-    /// the client and the resubscriptions handle that.)
-    async fn hung(&mut self) -> Option<String> {
-        for (channel, _) in self.subscribed.iter().filter(|(_, up)| **up) {
-            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                Route::with_key(channel, SlotAddr::Master),
-            ));
-            let ping = self.connection.route_command(redis::cmd("PING"), route);
-            // The client's own response timeout and this one are the same:
-            // either may fire first.
-            match tokio::time::timeout(self.timeout, ping).await {
-                Err(_) => return Some(channel.clone()),
-                Ok(Err(error)) if error.is_timeout() => return Some(channel.clone()),
-                Ok(_) => {}
-            }
-        }
-        None
+    /// A subscribed channel whose node did not answer a `PING` in time; all
+    /// are pinged at once, within one timeout. (A node that refuses the
+    /// connection or drops it is down, not hung: the client and the
+    /// resubscriptions handle that.)
+    async fn hung(&self) -> Option<String> {
+        let timeout = self.timeout;
+        let pings = self
+            .subscribed
+            .iter()
+            .filter(|(_, up)| **up)
+            .map(|(channel, _)| {
+                let mut connection = self.connection.clone();
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::with_key(channel, SlotAddr::Master),
+                ));
+                async move {
+                    let ping = connection.route_command(redis::cmd("PING"), route);
+                    // The client's own response timeout and this one are
+                    // the same: either may fire first.
+                    match tokio::time::timeout(timeout, ping).await {
+                        Err(_) => Some(channel.clone()),
+                        Ok(Err(error)) if error.is_timeout() => Some(channel.clone()),
+                        Ok(_) => None,
+                    }
+                }
+            });
+        join_all(pings).await.into_iter().flatten().next()
     }
 }
 
