@@ -36,7 +36,7 @@ use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Value};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tracing::info;
+use tracing::{debug, info};
 
 /// Which shared lane a command travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,9 @@ struct Made {
     at: Instant,
     /// Whether a new one is being made.
     renewing: bool,
+    /// Whether the last attempt to make one anew failed: a series of them,
+    /// while Redis stays out of reach, is logged once.
+    failing: bool,
 }
 
 impl Link {
@@ -113,6 +116,7 @@ impl Link {
                 connection: maker.pending(Purpose::Lane)?,
                 at: Instant::now(),
                 renewing: false,
+                failing: false,
             }))
         };
         let (changes, reads) = (made()?, made()?);
@@ -148,12 +152,14 @@ impl Link {
                 return;
             }
             made.renewing = true;
+            if !made.failing {
+                info!(
+                    ?lane,
+                    "Redis did not answer in time; connecting again (on a cluster, reading \
+                     its topology again from the seeds)"
+                );
+            }
         }
-        info!(
-            ?lane,
-            "Redis did not answer in time; connecting again (on a cluster, reading its \
-             topology again from the seeds)"
-        );
         let link = self.clone();
         tokio::spawn(async move {
             let timeout = link.inner.maker.timeout;
@@ -167,13 +173,24 @@ impl Link {
             let mut lane_made = lock(link.lane(lane));
             lane_made.renewing = false;
             lane_made.at = Instant::now();
+            let was_failing = lane_made.failing;
+            lane_made.failing = !matches!(made, Ok(Ok(_)));
             match made {
                 Ok(Ok(connection)) => {
                     lane_made.connection = connection;
                     info!(?lane, "connected to Redis again");
                 }
-                Ok(Err(error)) => info!(%error, ?lane, "cannot connect to Redis again yet"),
-                Err(_) => info!(?lane, "cannot connect to Redis again yet (timed out)"),
+                Ok(Err(error)) if !was_failing => {
+                    info!(%error, ?lane, "cannot connect to Redis again yet; trying again");
+                }
+                Err(_) if !was_failing => {
+                    info!(
+                        ?lane,
+                        "cannot connect to Redis again yet (timed out); trying again"
+                    );
+                }
+                Ok(Err(error)) => debug!(%error, ?lane, "cannot connect to Redis again yet"),
+                Err(_) => debug!(?lane, "cannot connect to Redis again yet (timed out)"),
             }
         });
     }
