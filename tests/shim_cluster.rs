@@ -305,13 +305,7 @@ async fn events_follow_a_manual_failover() {
     let room = owner.create_room().await;
 
     let primary = blocking(|| cluster.primary_of(NS));
-    let replica = blocking(|| cluster.replica_of(primary));
-    let port = cluster.nodes[replica].port();
-    assert_eq!(
-        blocking(|| cluster.cli(port, &["CLUSTER", "FAILOVER"])),
-        "OK"
-    );
-    blocking(|| cluster.wait_failover(NS, primary));
+    blocking(|| cluster.manual_failover(NS, primary));
 
     let mut guest = shim.client_in(NS).await;
     assert!(

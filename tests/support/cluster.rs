@@ -14,6 +14,9 @@ pub const NODE_TIMEOUT_MS: u64 = 2000;
 /// How long the cluster gets to form, or to fail over.
 const SETTLE: Duration = Duration::from_secs(60);
 
+/// How long a manual failover gets before it is asked for again.
+const MANUAL_FAILOVER: Duration = Duration::from_secs(10);
+
 /// A running cluster; its nodes stop when it is dropped.
 pub struct Cluster {
     pub nodes: Vec<RedisServer>,
@@ -174,17 +177,44 @@ impl Cluster {
 
     /// Waits until `key`'s slot is served by a live primary other than `old`.
     pub fn wait_failover(&self, key: &str, old: usize) {
-        self.wait_until("a replica takes over", |c| {
-            c.primaries().into_iter().any(|i| {
-                i != old && {
-                    let slot: u16 = c
-                        .run(&["CLUSTER", "KEYSLOT", key])
-                        .parse()
-                        .unwrap_or(u16::MAX);
-                    owns(&c.myself(i), slot)
+        self.wait_until("a replica takes over", |c| c.failed_over(key, old));
+    }
+
+    /// Makes a replica of `key`'s primary `old` take over, as an operator
+    /// would (`CLUSTER FAILOVER`), and waits until it has. The nodes give a
+    /// manual failover up when it does not complete within a few seconds (a
+    /// busy machine): it is then asked for again.
+    pub fn manual_failover(&self, key: &str, old: usize) {
+        let replica = self.nodes[self.replica_of(old)].port();
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let asked = self.cli(replica, &["CLUSTER", "FAILOVER"]);
+            let since = Instant::now();
+            while since.elapsed() < MANUAL_FAILOVER {
+                if self.failed_over(key, old) {
+                    return;
                 }
-            }) && c.run(&["CLUSTER", "INFO"]).contains("cluster_state:ok")
-        });
+                sleep(Duration::from_millis(100));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out: a manual failover (last asked: {asked})"
+            );
+        }
+    }
+
+    /// Whether `key`'s slot is served by a live primary other than `old`,
+    /// and the cluster is ok.
+    fn failed_over(&self, key: &str, old: usize) -> bool {
+        self.primaries().into_iter().any(|i| {
+            i != old && {
+                let slot: u16 = self
+                    .run(&["CLUSTER", "KEYSLOT", key])
+                    .parse()
+                    .unwrap_or(u16::MAX);
+                owns(&self.myself(i), slot)
+            }
+        }) && self.run(&["CLUSTER", "INFO"]).contains("cluster_state:ok")
     }
 
     /// Waits until every live primary has `replicas` replicas online.
