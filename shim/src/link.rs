@@ -160,16 +160,19 @@ impl Link {
                 );
             }
         }
-        let link = self.clone();
+        // The task holds the link weakly: a shim that stops meanwhile drops
+        // the link, and whatever this task made with it.
+        let (maker, link) = (self.inner.maker.clone(), Arc::downgrade(&self.inner));
         tokio::spawn(async move {
-            let timeout = link.inner.maker.timeout;
+            let timeout = maker.timeout;
             // Connecting tries every seed and node, each bounded by the
             // timeout; this bounds them all.
-            let made = tokio::time::timeout(
-                timeout.saturating_mul(4),
-                link.inner.maker.ready(Purpose::Lane),
-            )
-            .await;
+            let made =
+                tokio::time::timeout(timeout.saturating_mul(4), maker.ready(Purpose::Lane)).await;
+            let Some(inner) = link.upgrade() else {
+                return;
+            };
+            let link = Link { inner };
             let mut lane_made = lock(link.lane(lane));
             lane_made.renewing = false;
             lane_made.at = Instant::now();
@@ -311,6 +314,7 @@ enum Purpose {
 }
 
 /// Makes connections: a lane's, a namespace's durable one, and either anew.
+#[derive(Clone)]
 struct Maker {
     clients: Clients,
     /// The Redis timeout: to connect, and for a reply.
@@ -321,6 +325,7 @@ struct Maker {
 
 // One per link, inside its `Arc`: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
 enum Clients {
     Server(redis::Client),
     Cluster {

@@ -10,6 +10,12 @@
 //! it does not (see [`Follower`]). Every (re)subscription is followed by a
 //! reconciliation of that namespace, since events may have been missed, and
 //! a wake-up of its top watchers.
+//!
+//! One task per namespace applies its events, in order: the reconciliation
+//! after a (re)subscription, then the events behind it. So neither one
+//! namespace's reconciliation nor its node hanging holds back another's
+//! events; and the probes of the nodes (resubscriptions, heartbeats) run
+//! beside the pushes, never in their way.
 
 use crate::link::cluster_client;
 use crate::registry::Hub;
@@ -22,7 +28,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
-use tokio::time::MissedTickBehavior;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
 /// One namespace's events: where they go.
@@ -32,6 +39,16 @@ pub struct Feed {
     pub reconciler: Arc<Reconciler>,
 }
 
+/// How often namespaces without an events subscription are subscribed again.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_millis(250);
+
+/// How often the nodes holding the subscriptions are pinged.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// The longest a connection waits, at most, before a subscription that
+/// cannot be made on a hung node makes it start anew.
+const MAX_PATIENCE: Duration = Duration::from_secs(60);
+
 /// Holds the sharded subscriptions of `feeds` on the cluster that `seeds`
 /// belong to, until shutdown.
 pub async fn subscribe(
@@ -40,15 +57,21 @@ pub async fn subscribe(
     feeds: Vec<Feed>,
     mut shutdown: broadcast::Receiver<()>,
 ) {
-    let feeds: HashMap<String, Feed> = feeds
+    let lines: HashMap<String, Line> = feeds
         .into_iter()
-        .map(|feed| (feed.channel.clone(), feed))
+        .map(|feed| {
+            let (line, arrivals) = mpsc::unbounded_channel();
+            let channel = feed.channel.clone();
+            tokio::spawn(apply(feed, arrivals));
+            (channel, line)
+        })
         .collect();
     let connector = Connector {
         seeds,
         timeout,
-        channels: feeds.keys().cloned().collect(),
+        channels: lines.keys().cloned().collect(),
     };
+    let mut patience = timeout;
     loop {
         let Some((connection, pushes)) = connector.connect(&mut shutdown).await else {
             return;
@@ -56,19 +79,54 @@ pub async fn subscribe(
         let mut follower = Follower {
             connection,
             pushes,
-            feeds: &feeds,
-            subscribed: feeds.keys().map(|c| (c.clone(), false)).collect(),
+            lines: &lines,
+            subscribed: lines.keys().map(|c| (c.clone(), false)).collect(),
             timeout,
+            patience,
+            made: Instant::now(),
+            all_up: false,
         };
-        match follower.follow(&mut shutdown).await {
+        let ended = follower.follow(&mut shutdown).await;
+        // A hung node whose slot nobody took over (no replica, or before
+        // the failover) would otherwise make the connection start anew, and
+        // cost the other namespaces a gap in their events, every timeout.
+        patience = if follower.all_up {
+            timeout
+        } else {
+            (patience * 2).min(MAX_PATIENCE)
+        };
+        match ended {
             Ended::Stopped => return,
-            Ended::Stalled(channel) => {
-                info!(
-                    channel,
-                    "the node holding an events subscription did not answer in time; \
-                     subscribing to events anew from the seeds"
-                );
+            Ended::Stalled(channel) => info!(
+                channel,
+                "the node of an events subscription did not answer in time; \
+                 subscribing to events anew from the seeds"
+            ),
+        }
+    }
+}
+
+/// What reaches one namespace's task.
+enum Arrival {
+    /// Its subscription was (re)made: reconcile before the events behind.
+    Subscribed,
+    /// One of its events, as published.
+    Event(String),
+}
+
+/// The way to one namespace's task.
+type Line = mpsc::UnboundedSender<Arrival>;
+
+/// One namespace's task: applies what arrives, in order, until the
+/// subscription task ends.
+async fn apply(feed: Feed, mut arrivals: mpsc::UnboundedReceiver<Arrival>) {
+    while let Some(arrival) = arrivals.recv().await {
+        match arrival {
+            Arrival::Subscribed => {
+                info!(channel = feed.channel, "subscribed to events");
+                feed.reconciler.subscribed().await;
             }
+            Arrival::Event(payload) => feed.hub.apply_published(&payload),
         }
     }
 }
@@ -98,7 +156,9 @@ impl Connector {
                     .use_protocol(redis::ProtocolVersion::RESP3)
                     .push_sender(pushes_tx)
                     .build()?;
-                client.get_async_connection().await
+                let connection = client.get_async_connection().await?;
+                subscribe_all(connection.clone(), self.channels.clone(), self.timeout).await;
+                redis::RedisResult::Ok(connection)
             };
             let error = tokio::select! {
                 result = attempt => match result {
@@ -106,7 +166,6 @@ impl Connector {
                         if failures > 0 {
                             info!(failures, "connected to the cluster for events");
                         }
-                        subscribe_all(&connection, self.channels.iter(), self.timeout).await;
                         return Some((connection, pushes));
                     }
                     Err(error) => error,
@@ -134,26 +193,62 @@ impl Connector {
 /// One connection's pushes.
 type Pushes = mpsc::UnboundedReceiver<PushInfo>;
 
-/// Asks for a subscription to each of `channels`, all at once, waiting
-/// `timeout` at most: one at a time, a hung node would hold back the
-/// namespaces of the healthy ones. A subscription is confirmed by its push;
-/// one that failed is asked again at the next resubscription.
-async fn subscribe_all<'a>(
-    connection: &ClusterConnection,
-    channels: impl Iterator<Item = &'a String>,
+/// Asks for a subscription to each of `channels`, all at once, each
+/// waiting `timeout` at most: one at a time, a hung node would hold back
+/// the namespaces of the healthy ones. A subscription is confirmed by its
+/// push; one that failed is asked again at the next resubscription.
+/// Returns the channels whose node did not answer in time.
+async fn subscribe_all(
+    connection: ClusterConnection,
+    channels: Vec<String>,
     timeout: Duration,
-) {
+) -> Vec<String> {
     // One channel per SSUBSCRIBE: channels of different slots cannot share
     // one.
-    let asked = channels.map(|channel| {
+    let asked = channels.into_iter().map(|channel| {
         let mut connection = connection.clone();
         async move {
-            if let Err(error) = connection.ssubscribe(channel).await {
-                debug!(%error, channel, "cannot subscribe to events yet");
+            let answer = tokio::time::timeout(timeout, connection.ssubscribe(&channel)).await;
+            match answer {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) if !error.is_timeout() => {
+                    debug!(%error, channel, "cannot subscribe to events yet");
+                    None
+                }
+                Ok(Err(_)) | Err(_) => Some(channel),
             }
         }
     });
-    let _ = tokio::time::timeout(timeout, join_all(asked)).await;
+    join_all(asked).await.into_iter().flatten().collect()
+}
+
+/// The channels, among `channels`, whose node did not answer a `PING` in
+/// time; all are pinged at once. (A node that refuses the connection or
+/// drops it is down, not hung: the client and the resubscriptions handle
+/// that.)
+async fn unanswered(
+    connection: ClusterConnection,
+    channels: Vec<String>,
+    timeout: Duration,
+) -> Vec<String> {
+    let pings = channels.into_iter().map(|channel| {
+        let mut connection = connection.clone();
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+            &channel,
+            SlotAddr::Master,
+        )));
+        async move {
+            let ping = connection.route_command(redis::cmd("PING"), route);
+            // The client's own response timeout and this one are the same:
+            // either may fire first.
+            match tokio::time::timeout(timeout, ping).await {
+                Ok(Err(error)) if !error.is_timeout() => None,
+                Ok(Ok(_)) => None,
+                Ok(Err(_)) | Err(_) => Some(channel),
+            }
+        }
+    });
+    join_all(pings).await.into_iter().flatten().collect()
 }
 
 /// How a connection's subscriptions ended.
@@ -164,11 +259,21 @@ enum Ended {
     Stalled(String),
 }
 
+/// A probe of the nodes, run beside the pushes.
+enum Probe {
+    /// Subscriptions asked for again; the channels whose node did not
+    /// answer in time.
+    Resubscribed(Vec<String>),
+    /// The subscriptions' nodes pinged; the channels whose node did not
+    /// answer in time.
+    Pinged(Vec<String>),
+}
+
 /// One connection's subscriptions, followed.
 struct Follower<'a> {
     connection: ClusterConnection,
     pushes: Pushes,
-    feeds: &'a HashMap<String, Feed>,
+    lines: &'a HashMap<String, Line>,
     /// Which namespaces have a subscription now. The client moves
     /// subscriptions when it learns of a new topology, but a node that
     /// loses a slot (a manual failover, a slot moved) unsubscribes it, and
@@ -179,6 +284,13 @@ struct Follower<'a> {
     /// owner up again.
     subscribed: HashMap<String, bool>,
     timeout: Duration,
+    /// How old this connection must be before a subscription its node does
+    /// not answer makes it start anew.
+    patience: Duration,
+    /// When this connection was made.
+    made: Instant,
+    /// Whether every namespace was subscribed at some point.
+    all_up: bool,
 }
 
 impl Follower<'_> {
@@ -186,14 +298,18 @@ impl Follower<'_> {
     /// a node that stops answering (paused, overloaded, cut off) without
     /// closing its connections pushes nothing, while its replica may have
     /// taken the slot over, and the cluster client would wait for it for
-    /// ever. So the subscriptions' nodes are pinged every
-    /// [`HEARTBEAT_EVERY`]; one that does not answer in time ends this
-    /// connection, and the caller subscribes anew from the seeds.
+    /// ever, retrying on it. So the subscriptions' nodes are pinged every
+    /// [`HEARTBEAT_EVERY`]; one that does not answer in time, or (after
+    /// [`Self::patience`]) one that does not answer a resubscription, ends
+    /// this connection, and the caller subscribes anew from the seeds.
     async fn follow(&mut self, shutdown: &mut broadcast::Receiver<()>) -> Ended {
         let mut resubscribe = tokio::time::interval(RESUBSCRIBE_EVERY);
         let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
         resubscribe.set_missed_tick_behavior(MissedTickBehavior::Skip);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        // At most one probe of each kind at a time; dropped with this.
+        let mut probes: JoinSet<Probe> = JoinSet::new();
+        let (mut resubscribing, mut pinging) = (false, false);
         loop {
             tokio::select! {
                 push = self.pushes.recv() => {
@@ -201,15 +317,45 @@ impl Follower<'_> {
                         warn!("the cluster client stopped; no more events");
                         return Ended::Stopped;
                     };
-                    handle(push, self.feeds, &mut self.subscribed).await;
+                    self.handle(push);
                 }
-                _ = resubscribe.tick() => {
-                    let down = self.subscribed.iter().filter(|(_, up)| !**up).map(|(c, _)| c);
-                    subscribe_all(&self.connection, down, self.timeout).await;
+                _ = resubscribe.tick(), if !resubscribing => {
+                    let down = self.channels(false);
+                    if !down.is_empty() {
+                        resubscribing = true;
+                        let (connection, timeout) = (self.connection.clone(), self.timeout);
+                        probes.spawn(async move {
+                            Probe::Resubscribed(subscribe_all(connection, down, timeout).await)
+                        });
+                    }
                 }
-                _ = heartbeat.tick() => {
-                    if let Some(channel) = self.hung().await {
-                        return Ended::Stalled(channel);
+                _ = heartbeat.tick(), if !pinging => {
+                    let up = self.channels(true);
+                    if !up.is_empty() {
+                        pinging = true;
+                        let (connection, timeout) = (self.connection.clone(), self.timeout);
+                        probes.spawn(async move {
+                            Probe::Pinged(unanswered(connection, up, timeout).await)
+                        });
+                    }
+                }
+                Some(done) = probes.join_next(), if !probes.is_empty() => {
+                    match done {
+                        Ok(Probe::Resubscribed(hung)) => {
+                            resubscribing = false;
+                            let patient = self.made.elapsed() < self.patience;
+                            if let (Some(channel), false) = (hung.into_iter().next(), patient) {
+                                return Ended::Stalled(channel);
+                            }
+                        }
+                        Ok(Probe::Pinged(hung)) => {
+                            pinging = false;
+                            if let Some(channel) = hung.into_iter().next() {
+                                return Ended::Stalled(channel);
+                            }
+                        }
+                        // A probe cannot panic; were it to, another is sent.
+                        Err(_) => (resubscribing, pinging) = (false, false),
                     }
                 }
                 _ = shutdown.recv() => return Ended::Stopped,
@@ -217,81 +363,51 @@ impl Follower<'_> {
         }
     }
 
-    /// A subscribed channel whose node did not answer a `PING` in time; all
-    /// are pinged at once, within one timeout. (A node that refuses the
-    /// connection or drops it is down, not hung: the client and the
-    /// resubscriptions handle that.)
-    async fn hung(&self) -> Option<String> {
-        let timeout = self.timeout;
-        let pings = self
-            .subscribed
+    /// The channels that are subscribed (`up`) or not.
+    fn channels(&self, up: bool) -> Vec<String> {
+        self.subscribed
             .iter()
-            .filter(|(_, up)| **up)
-            .map(|(channel, _)| {
-                let mut connection = self.connection.clone();
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    Route::with_key(channel, SlotAddr::Master),
-                ));
-                async move {
-                    let ping = connection.route_command(redis::cmd("PING"), route);
-                    // The client's own response timeout and this one are
-                    // the same: either may fire first.
-                    match tokio::time::timeout(timeout, ping).await {
-                        Err(_) => Some(channel.clone()),
-                        Ok(Err(error)) if error.is_timeout() => Some(channel.clone()),
-                        Ok(_) => None,
-                    }
-                }
-            });
-        join_all(pings).await.into_iter().flatten().next()
+            .filter(|(_, &is_up)| is_up == up)
+            .map(|(channel, _)| channel.clone())
+            .collect()
     }
-}
 
-/// How often namespaces without an events subscription are subscribed again.
-const RESUBSCRIBE_EVERY: Duration = Duration::from_millis(250);
-
-/// How often the nodes holding the subscriptions are pinged.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
-
-/// One push from the cluster: an event, a (re)subscription, a subscription
-/// ended, or a lost node; `subscribed` follows the subscriptions.
-async fn handle(
-    push: PushInfo,
-    feeds: &HashMap<String, Feed>,
-    subscribed: &mut HashMap<String, bool>,
-) {
-    let channel = push.data.first().and_then(text);
-    let feed = channel.as_deref().and_then(|c| feeds.get(c));
-    match (push.kind, feed) {
-        (PushKind::SMessage, Some(feed)) => {
-            if let Some(payload) = push.data.get(1).and_then(text) {
-                feed.hub.apply_published(&payload);
+    /// One push from the cluster: an event, a (re)subscription, a
+    /// subscription ended, or a lost node.
+    fn handle(&mut self, push: PushInfo) {
+        let channel = push.data.first().and_then(text);
+        let line = channel.as_deref().and_then(|c| self.lines.get_key_value(c));
+        match (push.kind, line) {
+            (PushKind::SMessage, Some((_, line))) => {
+                if let Some(payload) = push.data.get(1).and_then(text) {
+                    let _ = line.send(Arrival::Event(payload));
+                }
             }
-        }
-        (PushKind::SSubscribe, Some(feed)) => {
-            // A subscription confirmed again while it was up (the client
-            // moving it, or a resubscription racing one) misses nothing.
-            if subscribed.insert(feed.channel.clone(), true) == Some(true) {
-                return;
+            (PushKind::SSubscribe, Some((channel, line))) => {
+                // A subscription confirmed again while it was up (the client
+                // moving it, or a resubscription racing one) misses nothing.
+                if self.subscribed.insert(channel.clone(), true) == Some(true) {
+                    return;
+                }
+                self.all_up |= self.subscribed.values().all(|up| *up);
+                let _ = line.send(Arrival::Subscribed);
             }
-            info!(channel = feed.channel, "subscribed to events");
-            feed.reconciler.subscribed().await;
-        }
-        (PushKind::SUnsubscribe, Some(feed)) => {
-            // The slot moved or its node failed over: subscribed again
-            // (on the new owner) at the next resubscription.
-            info!(channel = feed.channel, "events subscription lost");
-            subscribed.insert(feed.channel.clone(), false);
-        }
-        (PushKind::Disconnection, _) => {
-            // Which namespaces that node held is not said: every one is
-            // subscribed again, and reconciled once it is.
-            info!("lost a connection to a cluster node; subscribing to events again");
-            for up in subscribed.values_mut() {
-                *up = false;
+            (PushKind::SUnsubscribe, Some((channel, _))) => {
+                // The slot moved or its node failed over: subscribed again
+                // (on the new owner) at the next resubscription.
+                info!(channel, "events subscription lost");
+                self.subscribed.insert(channel.clone(), false);
             }
+            (PushKind::Disconnection, _) => {
+                // Which namespaces that node held is not said: every one is
+                // subscribed again, and reconciled once it is.
+                info!("lost a connection to a cluster node; subscribing to events again");
+                for up in self.subscribed.values_mut() {
+                    *up = false;
+                }
+            }
+            (kind, _) => debug!(?kind, "push ignored"),
         }
-        (kind, _) => debug!(?kind, "push ignored"),
     }
 }
 
