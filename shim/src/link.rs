@@ -129,11 +129,6 @@ impl Link {
         })
     }
 
-    /// Whether this is a cluster.
-    pub fn is_cluster(&self) -> bool {
-        matches!(self.inner.maker.clients, Clients::Cluster { .. })
-    }
-
     /// Sends `cmd` on `lane`.
     pub async fn query<T: FromRedisValue>(&self, lane: Lane, cmd: &Cmd) -> RedisResult<T> {
         let connection = lock(self.lane(lane)).connection.clone();
