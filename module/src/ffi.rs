@@ -788,27 +788,34 @@ pub fn replicate(ctx: &Context, command: &CStr, args: &[&RedisString]) {
     }
 }
 
-/// `command key member` through `RedisModule_Call`, replicated by Redis if
-/// it changed anything (the `!` flag: Redis reuses the command it has looked
+/// `command key member` (`SADD`, `SREM`) or `command source destination
+/// member` (`SMOVE`) through `RedisModule_Call`, replicated by Redis if it
+/// changed anything (the `!` flag: Redis reuses the command it has looked
 /// up, cheaper than `RedisModule_Replicate` after it): its integer reply, or
 /// the error.
-pub fn call_key_member(
-    ctx: &Context,
-    command: &CStr,
-    key: &RedisString,
-    member: &RedisString,
-) -> Result<i64, String> {
-    // SAFETY: the context is live; `ss` takes two live strings; the reply is
-    // read, then freed once, here.
+pub fn call_set_write(ctx: &Context, command: &CStr, args: &[&RedisString]) -> Result<i64, String> {
+    // SAFETY: the context is live; `ss` and `sss` take as many live strings,
+    // passed here; the reply is read, then freed once, here.
     unsafe {
         let call = raw::RedisModule_Call.ok_or("no RedisModule_Call")?;
-        let reply = call(
-            ctx.ctx,
-            command.as_ptr(),
-            c"!Ess".as_ptr(),
-            key.inner,
-            member.inner,
-        );
+        let reply = match args {
+            [key, member] => call(
+                ctx.ctx,
+                command.as_ptr(),
+                c"!Ess".as_ptr(),
+                key.inner,
+                member.inner,
+            ),
+            [source, destination, member] => call(
+                ctx.ctx,
+                command.as_ptr(),
+                c"!Esss".as_ptr(),
+                source.inner,
+                destination.inner,
+                member.inner,
+            ),
+            _ => return Err(format!("{} takes 2 or 3 arguments here", command.to_string_lossy())),
+        };
         if reply.is_null() {
             return Err(format!("{} failed", command.to_string_lossy()));
         }

@@ -115,6 +115,18 @@ impl Store for MemoryStore {
         Ok(removed)
     }
 
+    fn smove(&mut self, source: &str, destination: &str, member: &str) -> Result<bool> {
+        // Both types are checked before anything changes, as Redis does.
+        let present = self.set(source)?.is_some_and(|s| s.contains(member));
+        self.set(destination)?;
+        if !present {
+            return Ok(false);
+        }
+        self.srem(source, member)?;
+        self.sadd(destination, member)?;
+        Ok(true)
+    }
+
     fn scard(&mut self, key: &str) -> Result<u64> {
         Ok(self.set(key)?.map_or(0, |s| s.len() as u64))
     }

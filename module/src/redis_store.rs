@@ -7,7 +7,8 @@
 //! `ZsetAdd`, `ZsetRem`, `DeleteKey`), firing the keyspace events Redis's own
 //! commands fire, and are replicated explicitly as their plain commands
 //! (`HSET`, `HDEL`, `ZADD`, `ZREM`, `DEL`; see `ffi::Replication`). The
-//! module API has no set writes, so `SADD` and `SREM` are command calls that
+//! module API has no set writes, so `SADD`, `SREM` and `SMOVE` (a socket
+//! moving between rooms: one call instead of two) are command calls that
 //! Redis replicates itself. Replicas and the AOF thus receive plain effects,
 //! wrapped in `MULTI`/`EXEC` by Redis, never `VIOLET.*` itself: a room
 //! created with `*` replicates with its concrete id, and an AOF loads even
@@ -138,7 +139,7 @@ impl<'c> RedisStore<'c> {
     fn set_write(&self, command: &CStr, key: &str, member: &str) -> Result<bool> {
         let (key, member) = (self.string(key), self.string(member));
         let changed =
-            ffi::call_key_member(self.ctx, command, &key, &member).map_err(|e| err_redis(&e))?;
+            ffi::call_set_write(self.ctx, command, &[&key, &member]).map_err(|e| err_redis(&e))?;
         Ok(changed == 1)
     }
 
@@ -275,6 +276,14 @@ impl Store for RedisStore<'_> {
 
     fn srem(&mut self, key: &str, member: &str) -> Result<bool> {
         self.set_write(c"SREM", key, member)
+    }
+
+    fn smove(&mut self, source: &str, destination: &str, member: &str) -> Result<bool> {
+        let (source, destination) = (self.string(source), self.string(destination));
+        let member = self.string(member);
+        let moved = ffi::call_set_write(self.ctx, c"SMOVE", &[&source, &destination, &member])
+            .map_err(|e| err_redis(&e))?;
+        Ok(moved == 1)
     }
 
     fn scard(&mut self, key: &str) -> Result<u64> {

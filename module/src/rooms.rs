@@ -117,9 +117,10 @@ impl<'s, S: Store> Rooms<'s, S> {
         let arrival = self.plan_arrival(socket, departure.is_some())?;
         self.check_ranking()?;
 
-        if let Some(departure) = &departure {
-            self.depart(socket, departure, Reason::Left, true)?;
-        }
+        let moved = match &departure {
+            Some(departure) => self.depart(socket, departure, Reason::Left, Some(&room))?,
+            None => false,
+        };
         let mut fields = vec![(OWNER, socket.as_str())];
         fields.extend(
             details
@@ -128,7 +129,7 @@ impl<'s, S: Store> Rooms<'s, S> {
                 .map(|(n, v)| (n.as_str(), v.as_str())),
         );
         self.store.hset(&self.keys.room(&room), &fields)?;
-        self.add_member(socket, &room, arrival)?;
+        self.add_member(socket, &room, arrival, moved, 0)?;
         if visibility == Visibility::Public {
             self.store.zadd(self.keys.rooms(), 1, &room)?;
         }
@@ -166,10 +167,11 @@ impl<'s, S: Store> Rooms<'s, S> {
         let arrival = self.plan_arrival(socket, departure.is_some())?;
         self.check_ranking()?;
 
-        if let Some(departure) = &departure {
-            self.depart(socket, departure, Reason::Left, true)?;
-        }
-        let viewers = viewers + u64::from(self.add_member(socket, room, arrival)?);
+        let moved = match &departure {
+            Some(departure) => self.depart(socket, departure, Reason::Left, Some(room))?,
+            None => false,
+        };
+        let viewers = self.add_member(socket, room, arrival, moved, viewers)?;
         if visibility == Visibility::Public {
             self.store.zadd(self.keys.rooms(), viewers, room)?;
         }
@@ -201,7 +203,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         };
         self.check_ranking()?;
         self.check_nodes()?;
-        self.depart(socket, &departure, reason, false)?;
+        self.depart(socket, &departure, reason, None)?;
         self.flush();
         Ok(Some(departure.room))
     }
@@ -412,9 +414,25 @@ impl<'s, S: Store> Rooms<'s, S> {
         Ok(Arrival::FirstOfNode)
     }
 
-    /// Adds `socket` to the room; whether it was not a member yet.
-    fn add_member(&mut self, socket: &str, room: &str, arrival: Arrival) -> Result<bool> {
-        let added = self.store.sadd(&self.keys.members(room), socket)?;
+    /// Adds `socket` to the room, which had `viewers` members before; `moved`
+    /// when [`Self::depart`] has moved it into the room's members already.
+    /// Returns the room's viewers now.
+    fn add_member(
+        &mut self,
+        socket: &str,
+        room: &str,
+        arrival: Arrival,
+        moved: bool,
+        viewers: u64,
+    ) -> Result<u64> {
+        let members = self.keys.members(room);
+        // A move cannot tell whether the socket was a member already (which
+        // only a broken invariant allows): count the members again.
+        let viewers = if moved {
+            self.store.scard(&members)?
+        } else {
+            viewers + u64::from(self.store.sadd(&members, socket)?)
+        };
         self.store
             .hset(&self.keys.node_of_socket(socket), &[(socket, room)])?;
         if arrival == Arrival::FirstOfNode {
@@ -422,7 +440,7 @@ impl<'s, S: Store> Rooms<'s, S> {
             self.store
                 .zadd_new(self.keys.nodes(), f64::INFINITY, node_of(socket))?;
         }
-        Ok(added)
+        Ok(viewers)
     }
 
     /// Reads what taking `socket` out of its current room will need. Reading
@@ -453,20 +471,27 @@ impl<'s, S: Store> Rooms<'s, S> {
 
     /// Takes `socket` out of the room planned, destroying the room if it
     /// empties and otherwise setting its rank to the new count. A socket
-    /// that is `moving` to another room keeps its entry in its node's hash,
-    /// which the arrival overwrites. A node with no lease leaves the node
-    /// index with its last socket; a node with a lease stays while it holds it.
+    /// that is moving `to` another room goes from one room's members to the
+    /// other's in one `SMOVE`, and keeps its entry in its node's hash, which
+    /// the arrival overwrites. A node with no lease leaves the node index
+    /// with its last socket; a node with a lease stays while it holds it.
+    /// Returns whether the socket was moved into `to`'s members (not when it
+    /// was missing from its room's, which only a broken invariant allows).
     pub(crate) fn depart(
         &mut self,
         socket: &str,
         departure: &Departure,
         reason: Reason,
-        moving: bool,
-    ) -> Result<()> {
+        to: Option<&str>,
+    ) -> Result<bool> {
         let room = departure.room.as_str();
         let members = self.keys.members(room);
-        let removed = self.store.srem(&members, socket)?;
-        if !moving {
+        let removed = match to {
+            Some(to) => self.store.smove(&members, &self.keys.members(to), socket)?,
+            None => self.store.srem(&members, socket)?,
+        };
+        let moved = removed && to.is_some();
+        if to.is_none() {
             let node_key = self.keys.node_of_socket(socket);
             self.store.hdel(&node_key, socket)?;
             if self.store.hlen(&node_key)? == 0 {
@@ -492,7 +517,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         } else if departure.public {
             self.store.zadd(self.keys.rooms(), viewers, room)?;
         }
-        Ok(())
+        Ok(moved)
     }
 
     /// Publishes the events of an operation that succeeded.

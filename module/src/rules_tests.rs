@@ -559,6 +559,16 @@ impl Store for ReadsBeforeWrites<'_> {
         self.writes(key);
         self.inner.srem(key, member)
     }
+    fn smove(
+        &mut self,
+        source: &str,
+        destination: &str,
+        member: &str,
+    ) -> crate::error::Result<bool> {
+        self.writes(source);
+        self.writes(destination);
+        self.inner.smove(source, destination, member)
+    }
     fn scard(&mut self, key: &str) -> crate::error::Result<u64> {
         self.saw(key);
         self.inner.scard(key)

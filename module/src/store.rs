@@ -14,6 +14,10 @@ pub trait Store {
     fn sadd(&mut self, key: &str, member: &str) -> Result<bool>;
     /// `SREM key member`: whether the member was there.
     fn srem(&mut self, key: &str, member: &str) -> Result<bool>;
+    /// `SMOVE source destination member`: whether the member was in
+    /// `source`; it is then in `destination` only (the source goes with its
+    /// last member). When it was not, nothing changed.
+    fn smove(&mut self, source: &str, destination: &str, member: &str) -> Result<bool>;
     /// `SCARD key`.
     fn scard(&mut self, key: &str) -> Result<u64>;
     /// `SISMEMBER key member`.
