@@ -847,30 +847,46 @@ pub fn hash_get(
     key: &RedisString,
     field: &RedisString,
 ) -> Result<Option<RedisString>, ()> {
+    Ok(hash_get_many(ctx, key, std::slice::from_ref(&field))?
+        .pop()
+        .flatten())
+}
+
+/// `RedisModule_HashGet` of each of `fields` of the hash at `key`, opened
+/// once for reading: a value per field, in order; `Err` if the key holds
+/// another type.
+pub fn hash_get_many<F: std::ops::Deref<Target = RedisString>>(
+    ctx: &Context,
+    key: &RedisString,
+    fields: &[F],
+) -> Result<Vec<Option<RedisString>>, ()> {
     let handle = raw::open_key(ctx.ctx, key.inner, raw::KeyMode::READ);
     if handle.is_null() {
-        return Ok(None);
+        return Ok(fields.iter().map(|_| None).collect());
     }
-    // SAFETY: `handle` is open until closed below; the value pointer is
-    // written by Redis (NULL for a missing field) and the string it points to
-    // is owned here, freed by `RedisString`'s drop.
+    // SAFETY: `handle` is open until closed below; each value pointer is
+    // written by Redis (NULL for a missing field) and the string it points
+    // to is owned here, freed by `RedisString`'s drop.
     let result = unsafe {
         match KeyType::from(raw::RedisModule_KeyType.map_or(0, |f| f(handle))) {
-            KeyType::Empty => Ok(None),
-            KeyType::Hash => {
-                let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
-                if let Some(f) = raw::RedisModule_HashGet {
-                    f(
-                        handle,
-                        raw::REDISMODULE_HASH_NONE as i32,
-                        field.inner,
-                        &raw mut value,
-                        std::ptr::null_mut::<raw::RedisModuleString>(),
-                    );
-                }
-                Ok((!value.is_null())
-                    .then(|| RedisString::from_redis_module_string(ctx.ctx, value)))
-            }
+            KeyType::Empty => Ok(fields.iter().map(|_| None).collect()),
+            KeyType::Hash => Ok(fields
+                .iter()
+                .map(|field| {
+                    let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
+                    if let Some(f) = raw::RedisModule_HashGet {
+                        f(
+                            handle,
+                            raw::REDISMODULE_HASH_NONE as i32,
+                            field.inner,
+                            &raw mut value,
+                            std::ptr::null_mut::<raw::RedisModuleString>(),
+                        );
+                    }
+                    (!value.is_null())
+                        .then(|| RedisString::from_redis_module_string(ctx.ctx, value))
+                })
+                .collect()),
             _ => Err(()),
         }
     };

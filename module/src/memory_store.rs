@@ -154,6 +154,16 @@ impl Store for MemoryStore {
             .and_then(|h| h.iter().find(|(f, _)| f == field).map(|(_, v)| v.clone())))
     }
 
+    fn hmget(&mut self, key: &str, fields: &[&str]) -> Result<Vec<Option<String>>> {
+        let hash = self.hash(key)?;
+        Ok(fields
+            .iter()
+            .map(|field| {
+                hash.and_then(|h| h.iter().find(|(f, _)| f == field).map(|(_, v)| v.clone()))
+            })
+            .collect())
+    }
+
     fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>> {
         Ok(self.hash(key)?.cloned().unwrap_or_default())
     }

@@ -312,6 +312,16 @@ impl Store for RedisStore<'_> {
         Ok(value.map(|v| String::from_utf8_lossy(v.as_slice()).into_owned()))
     }
 
+    fn hmget(&mut self, key: &str, fields: &[&str]) -> Result<Vec<Option<String>>> {
+        let key = self.readable(key)?;
+        let fields: Vec<Str<'_>> = fields.iter().map(|field| self.string(field)).collect();
+        let values = ffi::hash_get_many(self.ctx, &key, &fields).map_err(|()| err_wrong_type())?;
+        Ok(values
+            .into_iter()
+            .map(|value| value.map(|v| String::from_utf8_lossy(v.as_slice()).into_owned()))
+            .collect())
+    }
+
     fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>> {
         let key = self.readable(key)?;
         ffi::hash_pairs(self.ctx, &key).map_err(|()| err_wrong_type())

@@ -149,7 +149,17 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// # Errors
     /// `NOROOM` when the room does not exist, `FULL` when it is at capacity.
     pub fn join(&mut self, socket: &SocketId, room: &RoomId) -> Result<Joined> {
-        let visibility = self.visibility(room)?.ok_or_else(|| err_no_room(room))?;
+        // One read of the room's hash for both fields; the capacity is
+        // checked below, where it was read before.
+        let mut read = self
+            .store
+            .hmget(&self.keys.room(room), &[VISIBILITY, CAPACITY])?
+            .into_iter();
+        let (visibility, capacity) = (read.next().flatten(), read.next().flatten());
+        let visibility = visibility
+            .map(|v| Visibility::parse(&v))
+            .transpose()?
+            .ok_or_else(|| err_no_room(room))?;
         let viewers = self.store.scard(&self.keys.members(room))?;
         let departure = self.plan_departure(socket)?;
         if let Some(departure) = departure.as_ref().filter(|d| d.room == room.as_str()) {
@@ -158,7 +168,7 @@ impl<'s, S: Store> Rooms<'s, S> {
                 viewers,
             });
         }
-        if let Some(capacity) = self.store.hget(&self.keys.room(room), CAPACITY)? {
+        if let Some(capacity) = capacity {
             let capacity = parse_capacity(&capacity)?;
             if viewers >= capacity {
                 return Err(err_full(room, capacity));

@@ -594,6 +594,10 @@ impl Store for ReadsBeforeWrites<'_> {
         self.saw(key);
         self.inner.hget(key, field)
     }
+    fn hmget(&mut self, key: &str, fields: &[&str]) -> crate::error::Result<Vec<Option<String>>> {
+        self.saw(key);
+        self.inner.hmget(key, fields)
+    }
     fn hgetall(&mut self, key: &str) -> crate::error::Result<Vec<(String, String)>> {
         self.saw(key);
         self.inner.hgetall(key)

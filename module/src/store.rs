@@ -30,6 +30,8 @@ pub trait Store {
 
     /// `HGET key field`.
     fn hget(&mut self, key: &str, field: &str) -> Result<Option<String>>;
+    /// `HMGET key field [field ...]`: each field's value, in order.
+    fn hmget(&mut self, key: &str, fields: &[&str]) -> Result<Vec<Option<String>>>;
     /// `HGETALL key`, as pairs.
     fn hgetall(&mut self, key: &str) -> Result<Vec<(String, String)>>;
     /// `HSET key field value [field value ...]`.
