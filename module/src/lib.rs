@@ -62,14 +62,15 @@ pub mod memory_store;
 mod rules_tests;
 
 // Inside Redis every allocation goes through Redis's allocator, so memory
-// shows in `INFO memory` and `maxmemory` applies. Unit tests and benchmarks
-// run outside Redis, where that allocator does not exist.
+// shows in `INFO memory` and `maxmemory` applies; small freed blocks are
+// kept for the next command rather than freed (`ffi::CachingAlloc`). Unit
+// tests and benchmarks run outside Redis, where that allocator does not exist.
 #[cfg(not(any(test, feature = "bench")))]
-type Allocator = redis_module::alloc::RedisAlloc;
+type Allocator = ffi::CachingAlloc<redis_module::alloc::RedisAlloc>;
 #[cfg(any(test, feature = "bench"))]
 type Allocator = std::alloc::System;
 #[cfg(not(any(test, feature = "bench")))]
-const ALLOCATOR: Allocator = redis_module::alloc::RedisAlloc;
+const ALLOCATOR: Allocator = ffi::CachingAlloc(redis_module::alloc::RedisAlloc);
 #[cfg(any(test, feature = "bench"))]
 const ALLOCATOR: Allocator = std::alloc::System;
 
