@@ -669,24 +669,6 @@ impl WritableKey {
         }
     }
 
-    /// Deletes one field of the hash (the hash goes with its last field);
-    /// whether the field was there.
-    pub fn hash_delete(&self, field: &RedisString) -> bool {
-        // SAFETY: as above; `REDISMODULE_HASH_DELETE` is the marker value the
-        // API takes for a deletion.
-        unsafe {
-            raw::RedisModule_HashSet.is_some_and(|f| {
-                f(
-                    self.raw(),
-                    raw::REDISMODULE_HASH_NONE as i32,
-                    field.inner,
-                    raw::REDISMODULE_HASH_DELETE,
-                    std::ptr::null_mut::<raw::RedisModuleString>(),
-                ) > 0
-            })
-        }
-    }
-
     /// `RedisModule_ZsetAdd`, with `NX` when `only_new`: whether the sorted
     /// set changed (`Err` if the key holds another type).
     pub fn zset_add(&self, score: f64, member: &RedisString, only_new: bool) -> Result<bool, ()> {
@@ -788,8 +770,8 @@ pub fn replicate(ctx: &Context, command: &CStr, args: &[&RedisString]) {
     }
 }
 
-/// `command key member` (`SADD`, `SREM`) or `command source destination
-/// member` (`SMOVE`) through `RedisModule_Call`, replicated by Redis if it
+/// `command key member` (`SADD`, `SREM`, `HDEL`) or `command a b c`
+/// (`SMOVE`, `HSET`) through `RedisModule_Call`, replicated by Redis if it
 /// changed anything (the `!` flag: Redis reuses the command it has looked
 /// up, cheaper than `RedisModule_Replicate` after it): its integer reply, or
 /// the error.
@@ -814,7 +796,12 @@ pub fn call_set_write(ctx: &Context, command: &CStr, args: &[&RedisString]) -> R
                 destination.inner,
                 member.inner,
             ),
-            _ => return Err(format!("{} takes 2 or 3 arguments here", command.to_string_lossy())),
+            _ => {
+                return Err(format!(
+                    "{} takes 2 or 3 arguments here",
+                    command.to_string_lossy()
+                ))
+            }
         };
         if reply.is_null() {
             return Err(format!("{} failed", command.to_string_lossy()));
@@ -1089,6 +1076,13 @@ impl Replication {
         if self.effects.len() >= HELD_EFFECTS {
             self.flush(ctx);
         }
+    }
+
+    /// Whether an effect on `key` is held.
+    pub fn holds(&self, key: &RedisString) -> bool {
+        self.effects
+            .iter()
+            .any(|(_, held)| held.first().is_some_and(|k| k.as_slice() == key.as_slice()))
     }
 
     /// Replicates the effects held, in order.

@@ -2,17 +2,21 @@
 //!
 //! Point reads (`HGET`, `SCARD`, `ZCARD`, `EXISTS`) read the key directly
 //! through the module API, which costs far less than a command; the reads
-//! that list things are one `RedisModule_Call` each. Hash and sorted-set
-//! writes and deletions go through the key API too (`RedisModule_HashSet`,
-//! `ZsetAdd`, `ZsetRem`, `DeleteKey`), firing the keyspace events Redis's own
-//! commands fire, and are replicated explicitly as their plain commands
-//! (`HSET`, `HDEL`, `ZADD`, `ZREM`, `DEL`; see `ffi::Replication`). The
-//! module API has no set writes, so `SADD`, `SREM` and `SMOVE` (a socket
-//! moving between rooms: one call instead of two) are command calls that
-//! Redis replicates itself. Replicas and the AOF thus receive plain effects,
-//! wrapped in `MULTI`/`EXEC` by Redis, never `VIOLET.*` itself: a room
-//! created with `*` replicates with its concrete id, and an AOF loads even
-//! where the module is not. Events are published without being replicated.
+//! that list things are one `RedisModule_Call` each. Hash writes of several
+//! fields, sorted-set writes and deletions go through the key API too
+//! (`RedisModule_HashSet`, `ZsetAdd`, `ZsetRem`, `DeleteKey`), firing the
+//! keyspace events Redis's own commands fire, and are replicated explicitly
+//! as their plain commands (`HSET`, `ZADD`, `ZREM`, `DEL`; see
+//! `ffi::Replication`, which sends a move's two `ZADD`s to the ranking as
+//! one). The module API has no set writes, so `SADD`, `SREM` and `SMOVE` (a
+//! socket moving between rooms: one call instead of two) are command calls
+//! that Redis replicates itself; so are `HSET` and `HDEL` of one field (a
+//! socket's entry in its node's hash), for which a call costs less than the
+//! key API plus `RedisModule_Replicate`, which looks the command up by name
+//! again and builds its own argv. Either way replicas and the AOF receive
+//! plain effects, wrapped in `MULTI`/`EXEC` by Redis, never `VIOLET.*`
+//! itself: a room created with `*` replicates with its concrete id, and an
+//! AOF loads even where the module is not. Events are published without being replicated.
 //! The Redis strings a command names (keys, fields, members) are made once
 //! per command (`ffi::Strings`).
 //!
@@ -138,9 +142,24 @@ impl<'c> RedisStore<'c> {
     /// replicates itself when it changed the set.
     fn set_write(&self, command: &CStr, key: &str, member: &str) -> Result<bool> {
         let (key, member) = (self.string(key), self.string(member));
-        let changed =
-            ffi::call_set_write(self.ctx, command, &[&key, &member]).map_err(|e| err_redis(&e))?;
-        Ok(changed == 1)
+        Ok(self.call_write(command, &[&key, &member])? == 1)
+    }
+
+    /// A write as a command call (`SADD`, `SREM`, `SMOVE`, and `HSET` or
+    /// `HDEL` of one field), which Redis replicates itself, now: its integer
+    /// reply. Effects held for the first key go out first, so that the
+    /// replicas see the key's writes in order. A command call costs less
+    /// than a write through the key API followed by `RedisModule_Replicate`,
+    /// which looks the command up by name again and builds its own argv;
+    /// not so for a sorted set, whose two writes in a move are held and
+    /// replicated as one `ZADD`.
+    fn call_write(&self, command: &CStr, args: &[&RedisString]) -> Result<i64> {
+        if let Some(key) = args.first() {
+            if self.replication.borrow().holds(key) {
+                self.replication.borrow_mut().flush(self.ctx);
+            }
+        }
+        ffi::call_set_write(self.ctx, command, args).map_err(|e| err_redis(&e))
     }
 
     /// `ZADD key [NX] score member`.
@@ -281,9 +300,7 @@ impl Store for RedisStore<'_> {
     fn smove(&mut self, source: &str, destination: &str, member: &str) -> Result<bool> {
         let (source, destination) = (self.string(source), self.string(destination));
         let member = self.string(member);
-        let moved = ffi::call_set_write(self.ctx, c"SMOVE", &[&source, &destination, &member])
-            .map_err(|e| err_redis(&e))?;
-        Ok(moved == 1)
+        Ok(self.call_write(c"SMOVE", &[&source, &destination, &member])? == 1)
     }
 
     fn scard(&mut self, key: &str) -> Result<u64> {
@@ -328,6 +345,11 @@ impl Store for RedisStore<'_> {
     }
 
     fn hset(&mut self, key: &str, fields: &[(&str, &str)]) -> Result<()> {
+        if let [(field, value)] = fields {
+            let (key, field, value) = (self.string(key), self.string(field), self.string(value));
+            self.call_write(c"HSET", &[&key, &field, &value])?;
+            return Ok(());
+        }
         let mut args = Vec::with_capacity(1 + 2 * fields.len());
         args.push(self.string(key));
         for (field, value) in fields {
@@ -347,14 +369,7 @@ impl Store for RedisStore<'_> {
 
     fn hdel(&mut self, key: &str, field: &str) -> Result<()> {
         let (key, field) = (self.string(key), self.string(field));
-        let open = self.writable(&key, KeyType::Hash)?;
-        if !open.hash_delete(&field) {
-            return Ok(());
-        }
-        let emptied = open.kind() == KeyType::Empty;
-        drop(open);
-        self.wrote(Notify::Hash, c"hdel", &key, emptied);
-        self.replicate(c"HDEL", &[&key, &field]);
+        self.call_write(c"HDEL", &[&key, &field])?;
         Ok(())
     }
 
