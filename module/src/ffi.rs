@@ -627,8 +627,6 @@ pub struct WritableKey {
 /// The kind of a keyspace event (`REDISMODULE_NOTIFY_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notify {
-    Generic,
-    Hash,
     ZSet,
 }
 
@@ -649,24 +647,6 @@ impl WritableKey {
         // SAFETY: the key is open while `self` lives; the pointer is set at
         // load and only read afterwards.
         KeyType::from(unsafe { raw::RedisModule_KeyType.map_or(0, |f| f(self.raw())) })
-    }
-
-    /// `RedisModule_HashSet` of one field (the hash is made if missing; the
-    /// caller has checked that the key holds a hash or nothing).
-    pub fn hash_set(&self, field: &RedisString, value: &RedisString) {
-        // SAFETY: the key is open; `field` and `value` are live strings that
-        // Redis copies; the argument list ends with NULL as the API requires.
-        unsafe {
-            if let Some(f) = raw::RedisModule_HashSet {
-                f(
-                    self.raw(),
-                    raw::REDISMODULE_HASH_NONE as i32,
-                    field.inner,
-                    value.inner,
-                    std::ptr::null_mut::<raw::RedisModuleString>(),
-                );
-            }
-        }
     }
 
     /// `RedisModule_ZsetAdd`, with `NX` when `only_new`: whether the sorted
@@ -690,30 +670,6 @@ impl WritableKey {
         let changed = (raw::REDISMODULE_ZADD_ADDED | raw::REDISMODULE_ZADD_UPDATED) as i32;
         Ok(flags & changed != 0)
     }
-
-    /// `RedisModule_ZsetRem` (the sorted set goes with its last member):
-    /// whether the member was there.
-    pub fn zset_remove(&self, member: &RedisString) -> bool {
-        let mut deleted: std::os::raw::c_int = 0;
-        // SAFETY: as above.
-        let status = unsafe {
-            raw::RedisModule_ZsetRem.map_or(raw::REDISMODULE_ERR as i32, |f| {
-                f(self.raw(), member.inner, &raw mut deleted)
-            })
-        };
-        status == raw::REDISMODULE_OK as i32 && deleted != 0
-    }
-
-    /// `RedisModule_DeleteKey`: whether there was a key to delete.
-    pub fn delete(&self) -> bool {
-        if self.kind() == KeyType::Empty {
-            return false;
-        }
-        // SAFETY: the key is open for writing.
-        unsafe {
-            raw::RedisModule_DeleteKey.is_some_and(|f| f(self.raw()) == raw::REDISMODULE_OK as i32)
-        }
-    }
 }
 
 impl Drop for WritableKey {
@@ -727,8 +683,6 @@ impl Drop for WritableKey {
 /// `notify-keyspace-events` asks for that kind.
 pub fn notify(ctx: &Context, kind: Notify, event: &CStr, key: &RedisString) {
     let kind = match kind {
-        Notify::Generic => raw::REDISMODULE_NOTIFY_GENERIC,
-        Notify::Hash => raw::REDISMODULE_NOTIFY_HASH,
         Notify::ZSet => raw::REDISMODULE_NOTIFY_ZSET,
     };
     // SAFETY: the context is the running command's (or timer's); `event` is a
@@ -770,14 +724,15 @@ pub fn replicate(ctx: &Context, command: &CStr, args: &[&RedisString]) {
     }
 }
 
-/// `command key member` (`SADD`, `SREM`, `HDEL`) or `command a b c`
-/// (`SMOVE`, `HSET`) through `RedisModule_Call`, replicated by Redis if it
+/// `command args...` (`SADD`, `SREM`, `SMOVE`, `HSET`, `HDEL`, `ZREM`,
+/// `DEL`) through `RedisModule_Call`, replicated by Redis if it
 /// changed anything (the `!` flag: Redis reuses the command it has looked
 /// up, cheaper than `RedisModule_Replicate` after it): its integer reply, or
 /// the error.
 pub fn call_set_write(ctx: &Context, command: &CStr, args: &[&RedisString]) -> Result<i64, String> {
     // SAFETY: the context is live; `ss` and `sss` take as many live strings,
-    // passed here; the reply is read, then freed once, here.
+    // passed here, and `v` an array of live strings and its length, which
+    // outlives the call; the reply is read, then freed once, here.
     unsafe {
         let call = raw::RedisModule_Call.ok_or("no RedisModule_Call")?;
         let reply = match args {
@@ -797,10 +752,15 @@ pub fn call_set_write(ctx: &Context, command: &CStr, args: &[&RedisString]) -> R
                 member.inner,
             ),
             _ => {
-                return Err(format!(
-                    "{} takes 2 or 3 arguments here",
-                    command.to_string_lossy()
-                ))
+                let mut argv: Vec<*mut raw::RedisModuleString> =
+                    args.iter().map(|arg| arg.inner).collect();
+                call(
+                    ctx.ctx,
+                    command.as_ptr(),
+                    c"!Ev".as_ptr(),
+                    argv.as_mut_ptr(),
+                    argv.len(),
+                )
             }
         };
         if reply.is_null() {
@@ -1046,7 +1006,8 @@ const HELD_EFFECTS: usize = 64;
 /// replicas and the AOF inside one `MULTI`/`EXEC`, so only the order of the
 /// effects on each key matters; that order is kept. Each argument is a
 /// reference Redis counts (`RedisModule_RetainString`), so no string is
-/// copied.
+/// copied. A write that Redis replicates itself (a command call) first
+/// sends out what is held for its keys ([`Replication::holds`]).
 #[derive(Default)]
 pub struct Replication {
     effects: Vec<(&'static CStr, Vec<RedisString>)>,
@@ -1054,9 +1015,8 @@ pub struct Replication {
 
 impl Replication {
     /// Holds `command key args...`, a command that takes more arguments of
-    /// the same shape (`ZADD key score member ...`, `HSET key field value
-    /// ...`, `HDEL`, `ZREM`): it joins the key's last effect held if that is
-    /// the same command.
+    /// the same shape (`ZADD key score member ...`): it joins the key's
+    /// last effect held if that is the same command.
     pub fn add(&mut self, ctx: &Context, command: &'static CStr, args: &[&RedisString]) {
         let Some((key, rest)) = args.split_first() else {
             return;

@@ -2,21 +2,20 @@
 //!
 //! Point reads (`HGET`, `SCARD`, `ZCARD`, `EXISTS`) read the key directly
 //! through the module API, which costs far less than a command; the reads
-//! that list things are one `RedisModule_Call` each. Hash writes of several
-//! fields, sorted-set writes and deletions go through the key API too
-//! (`RedisModule_HashSet`, `ZsetAdd`, `ZsetRem`, `DeleteKey`), firing the
-//! keyspace events Redis's own commands fire, and are replicated explicitly
-//! as their plain commands (`HSET`, `ZADD`, `ZREM`, `DEL`; see
-//! `ffi::Replication`, which sends a move's two `ZADD`s to the ranking as
-//! one). The module API has no set writes, so `SADD`, `SREM` and `SMOVE` (a
-//! socket moving between rooms: one call instead of two) are command calls
-//! that Redis replicates itself; so are `HSET` and `HDEL` of one field (a
-//! socket's entry in its node's hash), for which a call costs less than the
-//! key API plus `RedisModule_Replicate`, which looks the command up by name
-//! again and builds its own argv. Either way replicas and the AOF receive
-//! plain effects, wrapped in `MULTI`/`EXEC` by Redis, never `VIOLET.*`
-//! itself: a room created with `*` replicates with its concrete id, and an
-//! AOF loads even where the module is not. Events are published without being replicated.
+//! that list things are one `RedisModule_Call` each. Sorted-set additions go
+//! through the key API too (`RedisModule_ZsetAdd`), firing the keyspace
+//! event Redis's own `ZADD` fires, and are replicated explicitly as plain
+//! `ZADD`s, held until the command ends so that a move's two changes to the
+//! ranking go as one (see `ffi::Replication`). Every other write is a
+//! command call that Redis replicates itself (the `!` flag): `SADD`, `SREM`
+//! and `SMOVE` (the module API has no set writes; a socket moving between
+//! rooms is one `SMOVE`), `HSET`, `HDEL`, `ZREM` and `DEL`. On Redis 7.0 a
+//! call costs less than a key-API write followed by `RedisModule_Replicate`,
+//! which looks the command up by its name again and builds its own argv.
+//! Either way replicas and the AOF receive plain effects, wrapped in
+//! `MULTI`/`EXEC` by Redis, never `VIOLET.*` itself: a room created with `*`
+//! replicates with its concrete id, and an AOF loads even where the module
+//! is not. Events are published without being replicated.
 //! The Redis strings a command names (keys, fields, members) are made once
 //! per command (`ffi::Strings`).
 //!
@@ -121,15 +120,6 @@ impl<'c> RedisStore<'c> {
             .ok_or_else(|| err_redis("Redis could not open a key for writing"))
     }
 
-    /// The keyspace events of a write that changed `key`, as Redis's own
-    /// command fires them: `event`, then `del` if it emptied the key.
-    fn wrote(&self, kind: Notify, event: &CStr, key: &RedisString, emptied: bool) {
-        ffi::notify(self.ctx, kind, event, key);
-        if emptied {
-            ffi::notify(self.ctx, Notify::Generic, c"del", key);
-        }
-    }
-
     /// Replicates a key-API write: `command key args...`, held until the
     /// command ends so that the next write of the same kind to the same key
     /// joins it (see [`Replication`]).
@@ -142,7 +132,7 @@ impl<'c> RedisStore<'c> {
     /// replicates itself when it changed the set.
     fn set_write(&self, command: &CStr, key: &str, member: &str) -> Result<bool> {
         let (key, member) = (self.string(key), self.string(member));
-        Ok(self.call_write(command, &[&key, &member])? == 1)
+        Ok(self.call_write(command, 1, &[&key, &member])? == 1)
     }
 
     /// A write as a command call (`SADD`, `SREM`, `SMOVE`, and `HSET` or
@@ -153,11 +143,13 @@ impl<'c> RedisStore<'c> {
     /// which looks the command up by name again and builds its own argv;
     /// not so for a sorted set, whose two writes in a move are held and
     /// replicated as one `ZADD`.
-    fn call_write(&self, command: &CStr, args: &[&RedisString]) -> Result<i64> {
-        if let Some(key) = args.first() {
-            if self.replication.borrow().holds(key) {
-                self.replication.borrow_mut().flush(self.ctx);
-            }
+    fn call_write(&self, command: &CStr, keys: usize, args: &[&RedisString]) -> Result<i64> {
+        let held = self.replication.borrow();
+        if args[..keys].iter().any(|key| held.holds(key)) {
+            drop(held);
+            self.replication.borrow_mut().flush(self.ctx);
+        } else {
+            drop(held);
         }
         ffi::call_set_write(self.ctx, command, args).map_err(|e| err_redis(&e))
     }
@@ -300,7 +292,7 @@ impl Store for RedisStore<'_> {
     fn smove(&mut self, source: &str, destination: &str, member: &str) -> Result<bool> {
         let (source, destination) = (self.string(source), self.string(destination));
         let member = self.string(member);
-        Ok(self.call_write(c"SMOVE", &[&source, &destination, &member])? == 1)
+        Ok(self.call_write(c"SMOVE", 2, &[&source, &destination, &member])? == 1)
     }
 
     fn scard(&mut self, key: &str) -> Result<u64> {
@@ -345,31 +337,20 @@ impl Store for RedisStore<'_> {
     }
 
     fn hset(&mut self, key: &str, fields: &[(&str, &str)]) -> Result<()> {
-        if let [(field, value)] = fields {
-            let (key, field, value) = (self.string(key), self.string(field), self.string(value));
-            self.call_write(c"HSET", &[&key, &field, &value])?;
-            return Ok(());
-        }
         let mut args = Vec::with_capacity(1 + 2 * fields.len());
         args.push(self.string(key));
         for (field, value) in fields {
             args.push(self.string(field));
             args.push(self.string(value));
         }
-        let open = self.writable(&args[0], KeyType::Hash)?;
-        for pair in args[1..].chunks(2) {
-            open.hash_set(&pair[0], &pair[1]);
-        }
-        drop(open);
-        ffi::notify(self.ctx, Notify::Hash, c"hset", &args[0]);
         let args: Vec<&RedisString> = args.iter().map(|arg| &**arg).collect();
-        self.replicate(c"HSET", &args);
+        self.call_write(c"HSET", 1, &args)?;
         Ok(())
     }
 
     fn hdel(&mut self, key: &str, field: &str) -> Result<()> {
         let (key, field) = (self.string(key), self.string(field));
-        self.call_write(c"HDEL", &[&key, &field])?;
+        self.call_write(c"HDEL", 1, &[&key, &field])?;
         Ok(())
     }
 
@@ -413,14 +394,7 @@ impl Store for RedisStore<'_> {
 
     fn zrem(&mut self, key: &str, member: &str) -> Result<()> {
         let (key, member) = (self.string(key), self.string(member));
-        let open = self.writable(&key, KeyType::ZSet)?;
-        if !open.zset_remove(&member) {
-            return Ok(());
-        }
-        let emptied = open.kind() == KeyType::Empty;
-        drop(open);
-        self.wrote(Notify::ZSet, c"zrem", &key, emptied);
-        self.replicate(c"ZREM", &[&key, &member]);
+        self.call_write(c"ZREM", 1, &[&key, &member])?;
         Ok(())
     }
 
@@ -452,23 +426,12 @@ impl Store for RedisStore<'_> {
     }
 
     fn del(&mut self, keys: &[&str]) -> Result<()> {
-        let mut deleted = Vec::with_capacity(keys.len());
-        for key in keys {
-            let key = self.string(key);
-            let open = self.writable_any(&key)?;
-            if open.delete() {
-                drop(open);
-                ffi::notify(self.ctx, Notify::Generic, c"del", &key);
-                deleted.push(key);
-            }
+        if keys.is_empty() {
+            return Ok(());
         }
-        if !deleted.is_empty() {
-            // Held effects on these keys go first; nothing else on them is
-            // held afterwards, since a DEL is not held.
-            self.replication.borrow_mut().flush(self.ctx);
-            let args: Vec<&RedisString> = deleted.iter().map(|key| &**key).collect();
-            ffi::replicate(self.ctx, c"DEL", &args);
-        }
+        let keys: Vec<Str<'_>> = keys.iter().map(|key| self.string(key)).collect();
+        let keys: Vec<&RedisString> = keys.iter().map(|key| &**key).collect();
+        self.call_write(c"DEL", keys.len(), &keys)?;
         Ok(())
     }
 
