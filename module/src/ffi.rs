@@ -904,12 +904,28 @@ extern "C" fn collect_pair(
     pairs.push((text(field), text(value)));
 }
 
-/// How many strings one [`Strings`] keeps.
-const KEPT_STRINGS: usize = 32;
+/// How many strings a [`Strings`] keeps at most.
+const KEPT_STRINGS: usize = 64;
+/// How many strings may pass from one command to the next: past this many,
+/// a command starts with none (so that each still has room for its own, and
+/// a look-up compares few).
+const KEPT_ACROSS: usize = 32;
 
-/// The Redis strings one command has made (key names, fields, members), kept
-/// until it ends so that a name used again is not made again: a move names
-/// the ranking three times, the socket four.
+thread_local! {
+    /// The strings the last command kept, for the next one.
+    static KEPT_BETWEEN: std::cell::RefCell<Vec<(RedisString, *const u8, usize)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The Redis strings commands have made (key names, fields, members), kept
+/// so that a name used again is not made again: a move names the ranking
+/// three times, the socket four, and the next command on the namespace names
+/// the ranking, the events channel, its node's hash and the `visibility`
+/// field again. A command takes the strings the last one left (all of them,
+/// unless they are more than [`KEPT_ACROSS`]) and leaves its own when it
+/// ends. They are plain counted Redis strings, made without a context, which
+/// Redis never changes: commands given one as an argument copy it or take
+/// another reference.
 pub struct Strings {
     /// Each string with its bytes, as Redis holds them, so that looking one
     /// up compares Rust slices without calling into Redis.
@@ -935,8 +951,15 @@ impl std::ops::Deref for Str<'_> {
 
 impl Strings {
     pub fn new() -> Self {
+        let mut kept = KEPT_BETWEEN
+            .try_with(|between| std::mem::take(&mut *between.borrow_mut()))
+            .unwrap_or_default();
+        if kept.len() > KEPT_ACROSS {
+            kept.clear();
+        }
+        kept.reserve_exact(KEPT_STRINGS - kept.len());
         Self {
-            kept: std::cell::RefCell::new(Vec::with_capacity(KEPT_STRINGS)),
+            kept: std::cell::RefCell::new(kept),
         }
     }
 
@@ -951,7 +974,8 @@ impl Strings {
         let index = match found {
             Some(index) => index,
             None if kept.len() < kept.capacity() => {
-                let string = redis_string(ctx, bytes);
+                // Without a context: it may outlive this command's.
+                let string = RedisString::create_from_slice(std::ptr::null_mut(), bytes);
                 let mut len = 0;
                 // SAFETY: `string` is live; Redis answers a pointer to its
                 // bytes, valid while the string lives unchanged.
@@ -973,6 +997,15 @@ impl Strings {
         // changed before `self` is dropped; the reference lives no longer
         // than the borrow of `self`.
         Str::Kept(unsafe { &*found })
+    }
+}
+
+impl Drop for Strings {
+    /// Leaves the strings for the next command.
+    fn drop(&mut self) {
+        let kept = std::mem::take(self.kept.get_mut());
+        // On a thread that is ending, they are simply freed.
+        let _ = KEPT_BETWEEN.try_with(|between| *between.borrow_mut() = kept);
     }
 }
 
