@@ -1114,110 +1114,120 @@ fn retain(string: &RedisString) -> RedisString {
 // The allocator: Redis's, with a cache of small freed blocks in front.
 // ---------------------------------------------------------------------------
 
-/// How many sizes of small blocks [`CachingAlloc`] keeps: 16, 32, ... 256 bytes.
-const BLOCK_CLASSES: usize = 16;
-/// The step between two sizes of blocks, and their alignment.
-const BLOCK_STEP: usize = 16;
-/// How many freed blocks of each size it keeps at most: 64 of each is
-/// 136 KiB at most, all of it counted by Redis as used memory.
-const KEPT_BLOCKS: u32 = 64;
+// Built where it is the allocator (inside Redis) and for its unit test; the
+// `bench` feature's builds use the system allocator.
+#[cfg(any(test, not(feature = "bench")))]
+pub use caching_alloc::CachingAlloc;
 
-/// An allocator in front of `A` (Redis's, inside Redis) that keeps small
-/// freed blocks and hands them out again: a command makes and drops a few
-/// dozen small Rust values (key names, events, replies), and each went
-/// through Redis's accounting allocator (`zmalloc`: jemalloc's `malloc` and
-/// `malloc_usable_size` on every allocation and every free). The blocks kept
-/// stay allocated from `A`, so Redis still counts them in `used_memory`.
-///
-/// The cache is per thread (Violet runs on Redis's main thread only); a
-/// block freed on another thread goes to that thread's cache or to `A`.
-pub struct CachingAlloc<A>(pub A);
+#[cfg(any(test, not(feature = "bench")))]
+mod caching_alloc {
+    /// How many sizes of small blocks [`CachingAlloc`] keeps: 16, 32, ... 256 bytes.
+    const BLOCK_CLASSES: usize = 16;
+    /// The step between two sizes of blocks, and their alignment.
+    const BLOCK_STEP: usize = 16;
+    /// How many freed blocks of each size it keeps at most: 64 of each is
+    /// 136 KiB at most, all of it counted by Redis as used memory.
+    const KEPT_BLOCKS: u32 = 64;
 
-/// One thread's freed blocks: for each size, a list linked through the
-/// blocks' first bytes, and its length.
-struct FreeBlocks {
-    heads: [std::cell::Cell<*mut u8>; BLOCK_CLASSES],
-    counts: [std::cell::Cell<u32>; BLOCK_CLASSES],
-}
+    /// An allocator in front of `A` (Redis's, inside Redis) that keeps small
+    /// freed blocks and hands them out again: a command makes and drops a few
+    /// dozen small Rust values (key names, events, replies), and each went
+    /// through Redis's accounting allocator (`zmalloc`: jemalloc's `malloc` and
+    /// `malloc_usable_size` on every allocation and every free). The blocks kept
+    /// stay allocated from `A`, so Redis still counts them in `used_memory`.
+    ///
+    /// The cache is per thread (Violet runs on Redis's main thread only); a
+    /// block freed on another thread goes to that thread's cache or to `A`.
+    pub struct CachingAlloc<A>(pub A);
 
-thread_local! {
-    // `const` and without `Drop`: reading it never allocates nor registers
-    // a destructor, which an allocator must not do.
-    static FREE_BLOCKS: FreeBlocks = const {
-        FreeBlocks {
-            heads: [const { std::cell::Cell::new(std::ptr::null_mut()) }; BLOCK_CLASSES],
-            counts: [const { std::cell::Cell::new(0) }; BLOCK_CLASSES],
-        }
-    };
-}
+    /// One thread's freed blocks: for each size, a list linked through the
+    /// blocks' first bytes, and its length.
+    struct FreeBlocks {
+        heads: [std::cell::Cell<*mut u8>; BLOCK_CLASSES],
+        counts: [std::cell::Cell<u32>; BLOCK_CLASSES],
+    }
 
-/// The size class of `layout`, if it is small enough to be cached.
-fn block_class(layout: std::alloc::Layout) -> Option<usize> {
-    let size = layout.size();
-    (size != 0 && size <= BLOCK_CLASSES * BLOCK_STEP && layout.align() <= BLOCK_STEP)
-        .then(|| (size - 1) / BLOCK_STEP)
-}
-
-/// The layout every block of `class` is allocated from `A` with.
-fn block_layout(class: usize) -> std::alloc::Layout {
-    // SAFETY: the size is a positive multiple of the alignment, a power of
-    // two, and far below `isize::MAX`.
-    unsafe { std::alloc::Layout::from_size_align_unchecked((class + 1) * BLOCK_STEP, BLOCK_STEP) }
-}
-
-// SAFETY: every block handed out is either fresh from `A` with the layout of
-// its class (which fits any layout of that class: at least as large, as
-// aligned) or one of those, freed and kept; a kept block is owned by the
-// cache alone until handed out again; blocks that are not cached go to and
-// come from `A` with their own layout.
-unsafe impl<A: std::alloc::GlobalAlloc> std::alloc::GlobalAlloc for CachingAlloc<A> {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        let Some(class) = block_class(layout) else {
-            // SAFETY: as the caller promised for `layout`.
-            return unsafe { self.0.alloc(layout) };
+    thread_local! {
+        // `const` and without `Drop`: reading it never allocates nor registers
+        // a destructor, which an allocator must not do.
+        static FREE_BLOCKS: FreeBlocks = const {
+            FreeBlocks {
+                heads: [const { std::cell::Cell::new(std::ptr::null_mut()) }; BLOCK_CLASSES],
+                counts: [const { std::cell::Cell::new(0) }; BLOCK_CLASSES],
+            }
         };
-        let kept = FREE_BLOCKS
-            .try_with(|blocks| {
-                let head = blocks.heads[class].get();
-                if !head.is_null() {
-                    // SAFETY: `head` is a kept block of this class; its first
-                    // bytes hold the next kept block (written by `dealloc`).
-                    blocks.heads[class].set(unsafe { head.cast::<*mut u8>().read() });
-                    blocks.counts[class].set(blocks.counts[class].get() - 1);
-                }
-                head
-            })
-            .unwrap_or(std::ptr::null_mut());
-        if kept.is_null() {
-            // SAFETY: the class layout has a non-zero size.
-            unsafe { self.0.alloc(block_layout(class)) }
-        } else {
-            kept
+    }
+
+    /// The size class of `layout`, if it is small enough to be cached.
+    fn block_class(layout: std::alloc::Layout) -> Option<usize> {
+        let size = layout.size();
+        (size != 0 && size <= BLOCK_CLASSES * BLOCK_STEP && layout.align() <= BLOCK_STEP)
+            .then(|| (size - 1) / BLOCK_STEP)
+    }
+
+    /// The layout every block of `class` is allocated from `A` with.
+    fn block_layout(class: usize) -> std::alloc::Layout {
+        // SAFETY: the size is a positive multiple of the alignment, a power of
+        // two, and far below `isize::MAX`.
+        unsafe {
+            std::alloc::Layout::from_size_align_unchecked((class + 1) * BLOCK_STEP, BLOCK_STEP)
         }
     }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        let Some(class) = block_class(layout) else {
-            // SAFETY: `ptr` came from `A` with this very layout.
-            return unsafe { self.0.dealloc(ptr, layout) };
-        };
-        let kept = FREE_BLOCKS
-            .try_with(|blocks| {
-                if blocks.counts[class].get() >= KEPT_BLOCKS {
-                    return false;
-                }
-                // SAFETY: `ptr` is a block of this class, at least 16 bytes
-                // and 16-aligned, no longer used by anyone: its first bytes
-                // can hold the link to the next kept block.
-                unsafe { ptr.cast::<*mut u8>().write(blocks.heads[class].get()) };
-                blocks.heads[class].set(ptr);
-                blocks.counts[class].set(blocks.counts[class].get() + 1);
-                true
-            })
-            .unwrap_or(false);
-        if !kept {
-            // SAFETY: every block of this class came from `A` with its layout.
-            unsafe { self.0.dealloc(ptr, block_layout(class)) };
+    // SAFETY: every block handed out is either fresh from `A` with the layout of
+    // its class (which fits any layout of that class: at least as large, as
+    // aligned) or one of those, freed and kept; a kept block is owned by the
+    // cache alone until handed out again; blocks that are not cached go to and
+    // come from `A` with their own layout.
+    unsafe impl<A: std::alloc::GlobalAlloc> std::alloc::GlobalAlloc for CachingAlloc<A> {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            let Some(class) = block_class(layout) else {
+                // SAFETY: as the caller promised for `layout`.
+                return unsafe { self.0.alloc(layout) };
+            };
+            let kept = FREE_BLOCKS
+                .try_with(|blocks| {
+                    let head = blocks.heads[class].get();
+                    if !head.is_null() {
+                        // SAFETY: `head` is a kept block of this class; its first
+                        // bytes hold the next kept block (written by `dealloc`).
+                        blocks.heads[class].set(unsafe { head.cast::<*mut u8>().read() });
+                        blocks.counts[class].set(blocks.counts[class].get() - 1);
+                    }
+                    head
+                })
+                .unwrap_or(std::ptr::null_mut());
+            if kept.is_null() {
+                // SAFETY: the class layout has a non-zero size.
+                unsafe { self.0.alloc(block_layout(class)) }
+            } else {
+                kept
+            }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            let Some(class) = block_class(layout) else {
+                // SAFETY: `ptr` came from `A` with this very layout.
+                return unsafe { self.0.dealloc(ptr, layout) };
+            };
+            let kept = FREE_BLOCKS
+                .try_with(|blocks| {
+                    if blocks.counts[class].get() >= KEPT_BLOCKS {
+                        return false;
+                    }
+                    // SAFETY: `ptr` is a block of this class, at least 16 bytes
+                    // and 16-aligned, no longer used by anyone: its first bytes
+                    // can hold the link to the next kept block.
+                    unsafe { ptr.cast::<*mut u8>().write(blocks.heads[class].get()) };
+                    blocks.heads[class].set(ptr);
+                    blocks.counts[class].set(blocks.counts[class].get() + 1);
+                    true
+                })
+                .unwrap_or(false);
+            if !kept {
+                // SAFETY: every block of this class came from `A` with its layout.
+                unsafe { self.0.dealloc(ptr, block_layout(class)) };
+            }
         }
     }
 }

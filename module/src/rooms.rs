@@ -519,7 +519,9 @@ impl<'s, S: Store> Rooms<'s, S> {
             reason,
         });
         if viewers == 0 {
-            self.store.del(&[&self.keys.room(room), &members])?;
+            // The members set went with its last member (`viewers` counts
+            // it): naming it again would be a write for nothing.
+            self.store.del(&[&self.keys.room(room)])?;
             self.store.zrem(self.keys.rooms(), room)?;
             self.pending.push(Event::Destroyed {
                 room: room.to_owned(),
