@@ -435,3 +435,72 @@ async fn events_follow_a_primary_that_died_for_good() {
     shim.stop().await;
     assert_eq!(blocking(|| cluster.run(&["VIOLET.CHECK", NS])), "OK");
 }
+
+/// A shim whose user may not read the cluster's topology (an ACL without
+/// `cluster|slots`) cannot serve, and says why; and it asks for the
+/// topology again a few times a second, not in a tight loop (the cluster
+/// client's own pending connections asked each node thousands of times a
+/// second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_that_may_not_read_the_topology_does_not_hammer_the_cluster() {
+    const NS: &str = "watch-party";
+    let cluster = blocking(|| Cluster::start(3, 0));
+    let mut seeds = Vec::new();
+    for node in &cluster.nodes {
+        let port = node.port();
+        let set = blocking(|| {
+            cluster.cli(
+                port,
+                &[
+                    "ACL",
+                    "SETUSER",
+                    "shim",
+                    "on",
+                    ">pw",
+                    "~*",
+                    "&*",
+                    "+@all",
+                    "-cluster|slots",
+                ],
+            )
+        });
+        assert_eq!(set, "OK");
+        seeds.push(format!("redis://shim:pw@127.0.0.1:{port}"));
+    }
+    let shim = Shim::launch(violet_shim::Config {
+        cluster_seeds: seeds,
+        ..cluster_config(&cluster, &[NS])
+    })
+    .await;
+    let mut client = shim.client_in(NS).await;
+    let reply = client
+        .request(json!({"kind": "room-created", "details": {}}))
+        .await;
+    assert_eq!(reply["code"], "UNAVAILABLE", "{reply}");
+
+    let refused = |c: &Cluster| -> u64 {
+        c.nodes
+            .iter()
+            .map(|n| {
+                let stats = c.cli(n.port(), &["INFO", "commandstats"]);
+                stats
+                    .lines()
+                    .find(|l| l.starts_with("cmdstat_cluster|slots:"))
+                    .and_then(|l| l.split("rejected_calls=").nth(1))
+                    .and_then(|v| v.split(',').next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    };
+    let before = blocking(|| refused(&cluster));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = blocking(|| refused(&cluster)) - before;
+    println!("CLUSTER SLOTS refused {asked} times in 2 s");
+    // Each of the shim's connections asks each seed a few times per
+    // attempt, attempts backing off to one every 2 s: dozens, not the
+    // tens of thousands of a tight loop.
+    assert!(asked < 1000, "CLUSTER SLOTS refused {asked} times in 2 s");
+    client.close().await;
+    shim.stop().await;
+}

@@ -36,6 +36,7 @@ use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Value};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tracing::{debug, info};
 
 /// Which shared lane a command travels on.
@@ -57,11 +58,14 @@ struct Inner {
     maker: Maker,
     changes: Mutex<Made>,
     reads: Mutex<Made>,
+    /// Told when a lane that had no connection gets one.
+    connected: Notify,
 }
 
 /// A lane's connection, and when it was made (or last tried anew).
 struct Made {
-    connection: Connection,
+    /// `None` until a cluster's first connection is made.
+    connection: Option<Connection>,
     at: Instant,
     /// Whether a new one is being made.
     renewing: bool,
@@ -113,26 +117,44 @@ impl Link {
         };
         let made = || -> Result<Mutex<Made>, RedisError> {
             Ok(Mutex::new(Made {
-                connection: maker.pending(Purpose::Lane)?,
+                connection: maker.lazy(Purpose::Lane)?,
                 at: Instant::now(),
                 renewing: false,
                 failing: false,
             }))
         };
         let (changes, reads) = (made()?, made()?);
-        Ok(Self {
+        let link = Self {
             inner: Arc::new(Inner {
                 maker,
                 changes,
                 reads,
+                connected: Notify::new(),
             }),
-        })
+        };
+        for lane in [Lane::Changes, Lane::Reads] {
+            if lock(link.lane(lane)).connection.is_none() {
+                link.renew(lane);
+            }
+        }
+        Ok(link)
     }
 
-    /// Sends `cmd` on `lane`.
+    /// Sends `cmd` on `lane`, once the lane has a connection (a cluster's
+    /// first is made in the background; the caller bounds the wait).
     pub async fn query<T: FromRedisValue>(&self, lane: Lane, cmd: &Cmd) -> RedisResult<T> {
-        let connection = lock(self.lane(lane)).connection.clone();
-        connection.query(cmd).await
+        loop {
+            // Listened for before looking, so that a connection made between
+            // the look and the wait is not missed.
+            let connected = self.inner.connected.notified();
+            tokio::pin!(connected);
+            connected.as_mut().enable();
+            let connection = lock(self.lane(lane)).connection.clone();
+            if let Some(connection) = connection {
+                return connection.query(cmd).await;
+            }
+            connected.await;
+        }
     }
 
     /// Says that a command on `lane` got no answer in time: a new connection
@@ -155,42 +177,76 @@ impl Link {
                 );
             }
         }
+        self.renew(lane);
+    }
+
+    /// Makes `lane`'s connection anew in the background, trying again (with
+    /// backoff) until one is made, which then takes the lane over. A
+    /// cluster's connections are made this way from the start: the cluster
+    /// client's own pending connection, when it cannot read the topology
+    /// (a user without `cluster|slots`), asks for it again at once, in a
+    /// loop, thousands of times a second.
+    fn renew(&self, lane: Lane) {
+        lock(self.lane(lane)).renewing = true;
         // The task holds the link weakly: a shim that stops meanwhile drops
-        // the link, and whatever this task made with it.
+        // the link, and the task ends.
         let (maker, link) = (self.inner.maker.clone(), Arc::downgrade(&self.inner));
         tokio::spawn(async move {
             let timeout = maker.timeout;
-            // Connecting tries every seed and node, each bounded by the
-            // timeout; this bounds them all.
-            let made =
-                tokio::time::timeout(timeout.saturating_mul(4), maker.ready(Purpose::Lane)).await;
-            let Some(inner) = link.upgrade() else {
-                return;
-            };
-            let link = Link { inner };
-            let mut lane_made = lock(link.lane(lane));
-            lane_made.renewing = false;
-            lane_made.at = Instant::now();
-            let was_failing = lane_made.failing;
-            lane_made.failing = !matches!(made, Ok(Ok(_)));
-            match made {
-                Ok(Ok(connection)) => {
-                    lane_made.connection = connection;
-                    info!(?lane, "connected to Redis again");
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                // Connecting tries every seed and node, each bounded by the
+                // timeout; this bounds them all.
+                let made =
+                    tokio::time::timeout(timeout.saturating_mul(4), maker.ready(Purpose::Lane))
+                        .await;
+                let Some(inner) = link.upgrade() else {
+                    return;
+                };
+                if (Link { inner }).took(lane, made) {
+                    return;
                 }
-                Ok(Err(error)) if !was_failing => {
-                    info!(%error, ?lane, "cannot connect to Redis again yet; trying again");
-                }
-                Err(_) if !was_failing => {
-                    info!(
-                        ?lane,
-                        "cannot connect to Redis again yet (timed out); trying again"
-                    );
-                }
-                Ok(Err(error)) => debug!(%error, ?lane, "cannot connect to Redis again yet"),
-                Err(_) => debug!(?lane, "cannot connect to Redis again yet (timed out)"),
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         });
+    }
+
+    /// What an attempt to make `lane`'s connection anew gave (`made`): the
+    /// new connection takes the lane over; a failure is logged (once in a
+    /// series). Whether it is done.
+    fn took(
+        &self,
+        lane: Lane,
+        made: Result<RedisResult<Connection>, tokio::time::error::Elapsed>,
+    ) -> bool {
+        let mut lane_made = lock(self.lane(lane));
+        lane_made.at = Instant::now();
+        let was_failing = lane_made.failing;
+        lane_made.failing = !matches!(made, Ok(Ok(_)));
+        match made {
+            Ok(Ok(connection)) => {
+                lane_made.connection = Some(connection);
+                lane_made.renewing = false;
+                self.inner.connected.notify_waiters();
+                if was_failing {
+                    info!(?lane, "connected to Redis again");
+                }
+                return true;
+            }
+            Ok(Err(error)) if !was_failing => {
+                info!(%error, ?lane, "cannot connect to Redis yet; trying again");
+            }
+            Err(_) if !was_failing => {
+                info!(
+                    ?lane,
+                    "cannot connect to Redis yet (timed out); trying again"
+                );
+            }
+            Ok(Err(error)) => debug!(%error, ?lane, "cannot connect to Redis yet"),
+            Err(_) => debug!(?lane, "cannot connect to Redis yet (timed out)"),
+        }
+        false
     }
 
     /// A connection of its own for one namespace's durable batches, made
@@ -253,7 +309,11 @@ impl DurableConnection {
         let connection = match &self.connection {
             Some(connection) => connection.clone(),
             None => {
-                let connection = self.link.inner.maker.pending(Purpose::Durable)?;
+                let maker = &self.link.inner.maker;
+                let connection = match maker.lazy(Purpose::Durable)? {
+                    Some(connection) => connection,
+                    None => maker.ready(Purpose::Durable).await?,
+                };
                 self.connection = Some(connection.clone());
                 self.made_at = Some(Instant::now());
                 connection
@@ -338,24 +398,17 @@ impl Maker {
         }
     }
 
-    /// A connection for `purpose`, made in the background: until it is,
-    /// commands wait for it (or fail, when it cannot be made).
-    fn pending(&self, purpose: Purpose) -> RedisResult<Connection> {
+    /// On one server, a connection for `purpose` made on first use, which
+    /// reconnects by itself; on a cluster `None`: its connections are made
+    /// with [`Self::ready`], since the cluster client's pending connection
+    /// retries a topology it cannot read in a tight loop.
+    fn lazy(&self, purpose: Purpose) -> RedisResult<Option<Connection>> {
         match &self.clients {
             Clients::Server(client) => {
                 ConnectionManager::new_lazy_with_config(client.clone(), self.server(purpose))
-                    .map(Connection::Server)
+                    .map(|connection| Some(Connection::Server(connection)))
             }
-            Clients::Cluster { lanes, durable } => {
-                let client = if let Purpose::Lane = purpose {
-                    lanes
-                } else {
-                    durable
-                };
-                Ok(Connection::Cluster(
-                    client.get_pending_async_connection_with_config(self.cluster(purpose)),
-                ))
-            }
+            Clients::Cluster { .. } => Ok(None),
         }
     }
 
