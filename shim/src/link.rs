@@ -13,7 +13,10 @@
 //! reconnects by itself after Redis restarts. On a cluster each is the
 //! `redis` crate's [`ClusterConnection`]: it discovers the topology from the
 //! seed nodes, follows `MOVED` and `ASK`, refreshes the slot map when a
-//! primary fails over, and routes each command by its first argument. Every
+//! primary fails over, and routes each command by its first argument. The
+//! shim makes each one itself, trying again with backoff until the cluster
+//! answers (the client's own pending connection retries a topology it
+//! cannot read in a tight loop). Every
 //! `VIOLET.*` command's first argument is its namespace, which hashes to the
 //! slot of the namespace's keys (`violet:{NS}:...`, and a namespace never
 //! holds a brace), so each command reaches the node that owns its namespace.
@@ -86,8 +89,9 @@ impl Link {
     }
 
     /// Connections to the cluster that `seeds` (`redis://` URLs) belong to,
-    /// made in the background: until they are, commands fail. A `WAIT` of a
-    /// durable batch lasts `wait` at most.
+    /// made in the background, with backoff (so this must run within the
+    /// Tokio runtime): until they are, commands wait, as long as their
+    /// caller lets them. A `WAIT` of a durable batch lasts `wait` at most.
     ///
     /// # Errors
     /// When a seed is not a Redis URL this build can use.
