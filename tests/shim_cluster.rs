@@ -147,7 +147,6 @@ async fn keep_joining(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_joins_survive_the_failover_of_their_primary() {
-    const NS: &str = "watch-party";
     let mut cluster = blocking(|| Cluster::start(3, 1));
     let config = violet_shim::Config {
         durability: Some(Durability {
@@ -298,14 +297,19 @@ async fn join_until_the_owner_hears(owner: &mut Client, guest: &mut Client, room
 /// subscribes again, and its clients hear the room again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_follow_a_manual_failover() {
-    const NS: &str = "watch-party";
-    let cluster = blocking(|| Cluster::start(3, 1));
+    events_follow_a_failover(|cluster, primary| cluster.manual_failover(NS, primary)).await;
+}
+
+/// After `fail_over` made a replica of [`NS`]'s primary `primary` take
+/// over, the shim's clients hear the room again.
+async fn events_follow_a_failover(fail_over: impl FnOnce(&mut Cluster, usize) + Send) {
+    let mut cluster = blocking(|| Cluster::start(3, 1));
     let shim = Shim::start(cluster_config(&cluster, &[NS])).await;
     let mut owner = shim.client_in(NS).await;
     let room = owner.create_room().await;
 
     let primary = blocking(|| cluster.primary_of(NS));
-    blocking(|| cluster.manual_failover(NS, primary));
+    blocking(|| fail_over(&mut cluster, primary));
 
     let mut guest = shim.client_in(NS).await;
     assert!(
@@ -326,7 +330,6 @@ async fn events_follow_a_manual_failover() {
 /// every one of its joins is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_primary_is_left_for_the_replica_that_took_over() {
-    const NS: &str = "watch-party";
     // Longer than the failover (2 s of node timeout, then the election) and
     // the shim's finding the new primary, shorter than the test.
     const LEASE: Duration = Duration::from_secs(15);
@@ -416,24 +419,11 @@ async fn a_hung_primary_is_left_for_the_replica_that_took_over() {
 /// subscription, which lost its node, moves to the new primary by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_follow_a_primary_that_died_for_good() {
-    const NS: &str = "watch-party";
-    let mut cluster = blocking(|| Cluster::start(3, 1));
-    let shim = Shim::start(cluster_config(&cluster, &[NS])).await;
-    let mut owner = shim.client_in(NS).await;
-    let room = owner.create_room().await;
-
-    let primary = blocking(|| cluster.primary_of(NS));
-    blocking(|| cluster.kill(primary));
-    blocking(|| cluster.wait_failover(NS, primary));
-    let mut guest = shim.client_in(NS).await;
-    assert!(
-        join_until_the_owner_hears(&mut owner, &mut guest, &room).await,
-        "the owner never heard a join after the failover"
-    );
-    guest.close().await;
-    owner.close().await;
-    shim.stop().await;
-    assert_eq!(blocking(|| cluster.run(&["VIOLET.CHECK", NS])), "OK");
+    events_follow_a_failover(|cluster, primary| {
+        cluster.kill(primary);
+        cluster.wait_failover(NS, primary);
+    })
+    .await;
 }
 
 /// A shim whose user may not read the cluster's topology (an ACL without
@@ -443,7 +433,6 @@ async fn events_follow_a_primary_that_died_for_good() {
 /// second).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_that_may_not_read_the_topology_does_not_hammer_the_cluster() {
-    const NS: &str = "watch-party";
     let cluster = blocking(|| Cluster::start(3, 0));
     let mut seeds = Vec::new();
     for node in &cluster.nodes {
