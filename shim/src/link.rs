@@ -490,6 +490,17 @@ impl Connection {
     }
 }
 
+/// Whether `answer`, to a command the shim bounded by the client's own
+/// response timeout, says Redis did not answer in time: either timeout may
+/// fire first, the client's as an error, the shim's as `Elapsed`.
+pub fn late<T>(answer: &Result<RedisResult<T>, tokio::time::error::Elapsed>) -> bool {
+    match answer {
+        Err(_) => true,
+        Ok(Err(error)) => error.is_timeout(),
+        Ok(Ok(_)) => false,
+    }
+}
+
 fn lock(made: &Mutex<Made>) -> std::sync::MutexGuard<'_, Made> {
     made.lock().unwrap_or_else(PoisonError::into_inner)
 }

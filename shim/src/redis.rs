@@ -334,12 +334,7 @@ impl Violet {
         let started = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.link.query::<T>(lane, cmd)).await;
         self.metrics.redis_call(started.elapsed());
-        let late = match &result {
-            Ok(Err(error)) => error.is_timeout(),
-            Ok(Ok(_)) => false,
-            Err(_) => true,
-        };
-        if late {
+        if crate::link::late(&result) {
             self.link.stalled(lane);
         }
         result.ok()

@@ -17,7 +17,7 @@
 //! events; and the probes of the nodes (resubscriptions, heartbeats) run
 //! beside the pushes, never in their way.
 
-use crate::link::cluster_client;
+use crate::link::{cluster_client, late};
 use crate::registry::Hub;
 use crate::tasks::reconcile::Reconciler;
 use futures_util::future::join_all;
@@ -209,14 +209,13 @@ async fn subscribe_all(
         let mut connection = connection.clone();
         async move {
             let answer = tokio::time::timeout(timeout, connection.ssubscribe(&channel)).await;
-            match answer {
-                Ok(Ok(())) => None,
-                Ok(Err(error)) if !error.is_timeout() => {
-                    debug!(%error, channel, "cannot subscribe to events yet");
-                    None
-                }
-                Ok(Err(_)) | Err(_) => Some(channel),
+            if late(&answer) {
+                return Some(channel);
             }
+            if let Ok(Err(error)) = answer {
+                debug!(%error, channel, "cannot subscribe to events yet");
+            }
+            None
         }
     });
     join_all(asked).await.into_iter().flatten().collect()
@@ -239,13 +238,7 @@ async fn unanswered(
         )));
         async move {
             let ping = connection.route_command(redis::cmd("PING"), route);
-            // The client's own response timeout and this one are the same:
-            // either may fire first.
-            match tokio::time::timeout(timeout, ping).await {
-                Ok(Err(error)) if !error.is_timeout() => None,
-                Ok(Ok(_)) => None,
-                Ok(Err(_)) | Err(_) => Some(channel),
-            }
+            late(&tokio::time::timeout(timeout, ping).await).then_some(channel)
         }
     });
     join_all(pings).await.into_iter().flatten().collect()
