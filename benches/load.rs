@@ -628,8 +628,12 @@ struct Report {
 
 fn print_phase(kind: Kind, name: &str, result: &PhaseResult) {
     let [server, redis, tool] = result.cpu.map(|c| c * 100.0);
+    // Redis's CPU for everything it did in the phase (the requests' network
+    // round trips, their events, the lease, the lobby's reads), per reply.
+    let redis_us_per_reply =
+        result.cpu[1] * result.seconds * 1e6 / result.stats.replies.max(1) as f64;
     println!(
-        "  {:<9} {name:<24} {:>9.0} replies/s {:>9.0} pushes/s  errors {:>3}  CPU: server {server:>3.0}%, redis {redis:>3.0}%, tool {tool:>3.0}%",
+        "  {:<9} {name:<24} {:>9.0} replies/s {:>9.0} pushes/s  errors {:>3}  CPU: server {server:>3.0}%, redis {redis:>3.0}% ({redis_us_per_reply:.1} us per reply), tool {tool:>3.0}%",
         kind.name(),
         result.stats.replies as f64 / result.seconds,
         result.stats.pushes as f64 / (result.seconds + WARMUP.as_secs_f64()),
