@@ -25,7 +25,8 @@
 //!
 //! It prints a table with the Violet/peer ratios, and the CPU the server,
 //! its Redis and this tool each used in every phase (so that the tool is
-//! seen not to be the limit). Nothing is asserted. `LOAD_ONLY=violet` or
+//! seen not to be the limit), with Redis's CPU per reply and the part of it
+//! spent running commands (`INFO commandstats`). Nothing is asserted. `LOAD_ONLY=violet` or
 //! `LOAD_ONLY=socketio` runs one side; `LOAD_IDLE`, `LOAD_SECONDS` and
 //! `LOAD_CONNECTIONS` change the sizes; `LOAD_SHIM` names another
 //! `violet-shim` binary to measure (to compare two builds in one session).
@@ -434,6 +435,37 @@ fn cpu_time(pid: &str) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// Redis's time in the server's commands so far (`INFO commandstats`): what
+/// Redis spends running them, without reading requests, writing replies or
+/// delivering pushes to subscribers. A module command's time includes the
+/// commands it calls, which `commandstats` also lists on their own: for
+/// Violet only the `VIOLET.*` entries count. This tool's `INFO` never does.
+async fn command_time(kind: Kind, redis: &mut redis::aio::MultiplexedConnection) -> Duration {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await
+        .unwrap();
+    let usec: u64 = stats
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let counts = match kind {
+                Kind::Violet => name.starts_with("VIOLET."),
+                Kind::SocketIo => name != "info",
+            };
+            counts.then_some(())?;
+            rest.split_once("usec=")?
+                .1
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    Duration::from_micros(usec)
+}
+
 /// A server under test: its process, its Redis, its port.
 struct Target {
     kind: Kind,
@@ -544,6 +576,8 @@ struct PhaseResult {
     seconds: f64,
     /// CPU used, as a share of one core: server, Redis, this tool.
     cpu: [f64; 3],
+    /// Redis's time in commands (`INFO commandstats`).
+    commands: Duration,
 }
 
 /// Runs one phase on every client at once.
@@ -578,10 +612,17 @@ async fn phase(
         target.redis.pid().to_string(),
         "self".to_owned(),
     ];
+    let mut redis = redis::Client::open(target.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     sleep_until(measure_from.into()).await;
     let cpu_before = pids.clone().map(|p| cpu_time(&p));
+    let commands_before = command_time(target.kind, &mut redis).await;
     sleep_until(until.into()).await;
     let cpu_after = pids.map(|p| cpu_time(&p));
+    let commands = command_time(target.kind, &mut redis).await - commands_before;
     let mut clients = Vec::new();
     let mut stats = Stats::default();
     for task in tasks {
@@ -597,6 +638,7 @@ async fn phase(
             stats,
             seconds,
             cpu,
+            commands,
         },
     )
 }
@@ -629,11 +671,13 @@ struct Report {
 fn print_phase(kind: Kind, name: &str, result: &PhaseResult) {
     let [server, redis, tool] = result.cpu.map(|c| c * 100.0);
     // Redis's CPU for everything it did in the phase (the requests' network
-    // round trips, their events, the lease, the lobby's reads), per reply.
-    let redis_us_per_reply =
-        result.cpu[1] * result.seconds * 1e6 / result.stats.replies.max(1) as f64;
+    // round trips, their events, the lease, the lobby's reads), per reply,
+    // and the part of it spent in commands.
+    let replies = result.stats.replies.max(1) as f64;
+    let redis_us = result.cpu[1] * result.seconds * 1e6 / replies;
+    let commands_us = result.commands.as_secs_f64() * 1e6 / replies;
     println!(
-        "  {:<9} {name:<24} {:>9.0} replies/s {:>9.0} pushes/s  errors {:>3}  CPU: server {server:>3.0}%, redis {redis:>3.0}% ({redis_us_per_reply:.1} us per reply), tool {tool:>3.0}%",
+        "  {:<9} {name:<24} {:>9.0} replies/s {:>9.0} pushes/s  errors {:>3}  CPU: server {server:>3.0}%, redis {redis:>3.0}% ({redis_us:.1} us per reply, {commands_us:.1} in commands), tool {tool:>3.0}%",
         kind.name(),
         result.stats.replies as f64 / result.seconds,
         result.stats.pushes as f64 / (result.seconds + WARMUP.as_secs_f64()),
