@@ -434,30 +434,8 @@ async fn events_follow_a_primary_that_died_for_good() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_that_may_not_read_the_topology_does_not_hammer_the_cluster() {
     let cluster = blocking(|| Cluster::start(3, 0));
-    let mut seeds = Vec::new();
-    for node in &cluster.nodes {
-        let port = node.port();
-        let set = blocking(|| {
-            cluster.cli(
-                port,
-                &[
-                    "ACL",
-                    "SETUSER",
-                    "shim",
-                    "on",
-                    ">pw",
-                    "~*",
-                    "&*",
-                    "+@all",
-                    "-cluster|slots",
-                ],
-            )
-        });
-        assert_eq!(set, "OK");
-        seeds.push(format!("redis://shim:pw@127.0.0.1:{port}"));
-    }
     let shim = Shim::launch(violet_shim::Config {
-        cluster_seeds: seeds,
+        cluster_seeds: blocking(|| seeds_of_a_user_without_topology(&cluster)),
         ..cluster_config(&cluster, &[NS])
     })
     .await;
@@ -467,24 +445,9 @@ async fn a_user_that_may_not_read_the_topology_does_not_hammer_the_cluster() {
         .await;
     assert_eq!(reply["code"], "UNAVAILABLE", "{reply}");
 
-    let refused = |c: &Cluster| -> u64 {
-        c.nodes
-            .iter()
-            .map(|n| {
-                let stats = c.cli(n.port(), &["INFO", "commandstats"]);
-                stats
-                    .lines()
-                    .find(|l| l.starts_with("cmdstat_cluster|slots:"))
-                    .and_then(|l| l.split("rejected_calls=").nth(1))
-                    .and_then(|v| v.split(',').next())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0)
-            })
-            .sum()
-    };
-    let before = blocking(|| refused(&cluster));
+    let before = blocking(|| refused_topology_reads(&cluster));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let asked = blocking(|| refused(&cluster)) - before;
+    let asked = blocking(|| refused_topology_reads(&cluster)) - before;
     println!("CLUSTER SLOTS refused {asked} times in 2 s");
     // Each of the shim's connections asks each seed a few times per
     // attempt, attempts backing off to one every 2 s: dozens, not the
@@ -492,4 +455,95 @@ async fn a_user_that_may_not_read_the_topology_does_not_hammer_the_cluster() {
     assert!(asked < 1000, "CLUSTER SLOTS refused {asked} times in 2 s");
     client.close().await;
     shim.stop().await;
+}
+
+/// The same user with `--wait-replicas`: changes refused one after the
+/// other (`UNAVAILABLE`, since their namespace's connection for changes
+/// that wait cannot be made) do not each try to make that connection, so
+/// a client sending changes as fast as they are refused does not make the
+/// shim read the topology once per change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_that_cannot_wait_for_replicas_do_not_hammer_the_cluster() {
+    let cluster = blocking(|| Cluster::start(3, 0));
+    let shim = Shim::launch(violet_shim::Config {
+        cluster_seeds: blocking(|| seeds_of_a_user_without_topology(&cluster)),
+        durability: Some(Durability {
+            replicas: 1,
+            timeout: Duration::from_millis(100),
+        }),
+        rate: violet_shim::config::RateLimit {
+            per_sec: 100_000.0,
+            burst: 100_000,
+            strikes: 100_000,
+        },
+        ..cluster_config(&cluster, &[NS])
+    })
+    .await;
+    let mut client = shim.client_in(NS).await;
+    let before = blocking(|| refused_topology_reads(&cluster));
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut refused_changes = 0u64;
+    while Instant::now() < until {
+        let reply = client
+            .request(json!({"kind": "room-created", "details": {}}))
+            .await;
+        assert_eq!(reply["code"], "UNAVAILABLE", "{reply}");
+        refused_changes += 1;
+    }
+    let asked = blocking(|| refused_topology_reads(&cluster)) - before;
+    println!("{refused_changes} changes refused; CLUSTER SLOTS refused {asked} times in 2 s");
+    // The lanes' attempts, as above, and one attempt at the namespace's
+    // connection per Redis timeout (1.5 s): dozens. One attempt per change
+    // asked at least once per change.
+    assert!(
+        refused_changes >= 200,
+        "only {refused_changes} changes were answered in 2 s"
+    );
+    assert!(
+        asked * 4 < refused_changes,
+        "CLUSTER SLOTS refused {asked} times for {refused_changes} changes"
+    );
+    client.close().await;
+    shim.stop().await;
+}
+
+/// Makes a user `shim` on every node of `cluster` that may do anything but
+/// read the topology (`CLUSTER SLOTS`); returns seeds that log in as it.
+fn seeds_of_a_user_without_topology(cluster: &Cluster) -> Vec<String> {
+    let mut seeds = Vec::new();
+    for node in &cluster.nodes {
+        let port = node.port();
+        let args = [
+            "ACL",
+            "SETUSER",
+            "shim",
+            "on",
+            ">pw",
+            "~*",
+            "&*",
+            "+@all",
+            "-cluster|slots",
+        ];
+        assert_eq!(cluster.cli(port, &args), "OK");
+        seeds.push(format!("redis://shim:pw@127.0.0.1:{port}"));
+    }
+    seeds
+}
+
+/// How many `CLUSTER SLOTS` the nodes of `cluster` have refused so far.
+fn refused_topology_reads(cluster: &Cluster) -> u64 {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let stats = cluster.cli(n.port(), &["INFO", "commandstats"]);
+            stats
+                .lines()
+                .find(|l| l.starts_with("cmdstat_cluster|slots:"))
+                .and_then(|l| l.split("rejected_calls=").nth(1))
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
 }

@@ -259,6 +259,7 @@ impl Link {
         DurableConnection {
             connection: None,
             made_at: None,
+            refused_at: None,
             link: self.clone(),
         }
     }
@@ -278,6 +279,10 @@ pub struct DurableConnection {
     connection: Option<Connection>,
     /// When the last one was made.
     made_at: Option<Instant>,
+    /// When making one last failed: none is tried again within a Redis
+    /// timeout of that, so that changes failing fast (a cluster that
+    /// refuses this user its topology) do not each make an attempt.
+    refused_at: Option<Instant>,
     link: Link,
 }
 
@@ -314,10 +319,22 @@ impl DurableConnection {
             Some(connection) => connection.clone(),
             None => {
                 let maker = &self.link.inner.maker;
-                let connection = match maker.lazy(Purpose::Durable)? {
-                    Some(connection) => connection,
-                    None => maker.ready(Purpose::Durable).await?,
+                if self
+                    .refused_at
+                    .is_some_and(|at| at.elapsed() < maker.timeout)
+                {
+                    return Err(RedisError::from((
+                        redis::ErrorKind::Io,
+                        "no connection to the namespace's primary; trying again shortly",
+                    )));
+                }
+                let made = match maker.lazy(Purpose::Durable) {
+                    Ok(Some(connection)) => Ok(connection),
+                    Ok(None) => maker.ready(Purpose::Durable).await,
+                    Err(error) => Err(error),
                 };
+                let connection = made.inspect_err(|_| self.refused_at = Some(Instant::now()))?;
+                self.refused_at = None;
                 self.connection = Some(connection.clone());
                 self.made_at = Some(Instant::now());
                 connection
