@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 /// How long a server may take to answer its first `PING`.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many ports a new server tries before its start fails.
+const START_ATTEMPTS: usize = 5;
 
 /// The workspace's root folder.
 pub fn workspace_root() -> &'static Path {
@@ -147,14 +149,27 @@ impl RedisServer {
     pub fn start_with_module_args(module_args: &[&str], args: &[&str]) -> Self {
         let mut server = Self::new(args, true);
         server.module_args = module_args.iter().map(|a| a.to_string()).collect();
-        server.spawn();
+        server.first_spawn();
         server
     }
 
     fn launch(args: &[&str], with_module: bool) -> Self {
         let mut server = Self::new(args, with_module);
-        server.spawn();
+        server.first_spawn();
         server
+    }
+
+    /// Starts the server on a port that was free a moment ago, and on
+    /// another if that one was taken meanwhile (by a server of a test
+    /// running beside, say).
+    fn first_spawn(&mut self) {
+        for _ in 0..START_ATTEMPTS {
+            match self.try_spawn() {
+                Ok(()) => return,
+                Err(_) => self.port = free_port(),
+            }
+        }
+        self.spawn();
     }
 
     fn new(args: &[&str], with_module: bool) -> Self {
@@ -224,7 +239,18 @@ impl RedisServer {
         }
     }
 
+    /// Starts the server again on its port and files.
     fn spawn(&mut self) {
+        if let Err(status) = self.try_spawn() {
+            panic!(
+                "{} on port {} exited at start: {status}",
+                server_binary().to_string_lossy(),
+                self.port
+            );
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), std::process::ExitStatus> {
         let port = self.port.to_string();
         let binary = server_binary();
         let mut command = Command::new(&binary);
@@ -250,32 +276,37 @@ impl RedisServer {
                 binary.to_string_lossy()
             )
         });
+        let pid = child.id();
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready(pid)
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the server `pid` answers on its port with its data
+    /// loaded; `Err` when it exited (its port taken, say). Another process
+    /// answering on the port is not it: a server whose port was taken
+    /// would otherwise seem ready, and its test talk to another test's.
+    fn wait_ready(&mut self, pid: u32) -> Result<(), std::process::ExitStatus> {
         let deadline = Instant::now() + START_TIMEOUT;
         let client = redis::Client::open(self.url()).expect("redis url");
+        let process_id = format!("process_id:{pid}");
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "{} on port {} exited at start: {status}",
-                        server_binary().to_string_lossy(),
-                        self.port
-                    );
+                    self.child = None;
+                    return Err(status);
                 }
             }
             // The `loading:` line itself, not the text `loading:0`, which
             // `async_loading:0` also holds: a server answers INFO while it
             // loads its data (Valkey 9.1 often does, even for a small AOF).
             let ready = client.get_connection().and_then(|mut c| {
+                let server: String = redis::cmd("INFO").arg("server").query(&mut c)?;
                 let info: String = redis::cmd("INFO").arg("persistence").query(&mut c)?;
-                Ok(info.lines().any(|l| l.trim_end() == "loading:0"))
+                Ok(server.lines().any(|l| l.trim_end() == process_id)
+                    && info.lines().any(|l| l.trim_end() == "loading:0"))
             });
             if matches!(ready, Ok(true)) {
-                return;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
