@@ -1,32 +1,24 @@
 //! The events subscription: one pub/sub connection per shim, subscribed to
-//! the namespace's events channel, handing each event to [`Hub::apply`].
+//! the namespace's events channel, handing each event to its [`Feed`].
 //!
 //! When the connection drops it re-subscribes with backoff; once subscribed
 //! again it reconciles (events may have been missed, or Redis may have lost
 //! its data) and wakes the top watchers, since rooms may have changed while
 //! it was away.
 
-use crate::registry::Hub;
-use crate::tasks::reconcile::Reconciler;
+use crate::tasks::feed::{self, Feed};
 use futures_util::StreamExt;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 /// Holds the subscription to the namespace's events until shutdown,
 /// re-subscribing with backoff whenever the connection drops.
-pub async fn subscribe(
-    client: redis::Client,
-    channel: String,
-    hub: Arc<Hub>,
-    reconciler: Arc<Reconciler>,
-    mut shutdown: broadcast::Receiver<()>,
-) {
+pub async fn subscribe(client: redis::Client, feed: Feed, mut shutdown: broadcast::Receiver<()>) {
     let mut backoff = Duration::from_millis(50);
     loop {
         tokio::select! {
-            () = listen(&client, &channel, &hub, &reconciler, &mut backoff) => {}
+            () = listen(&client, &feed, &mut backoff) => {}
             _ = shutdown.recv() => return,
         }
         debug!(delay = ?backoff, "re-subscribing to events");
@@ -38,13 +30,11 @@ pub async fn subscribe(
     }
 }
 
-async fn listen(
-    client: &redis::Client,
-    channel: &str,
-    hub: &Hub,
-    reconciler: &Reconciler,
-    backoff: &mut Duration,
-) {
+/// One subscription, until its connection drops: its events are read as
+/// they come, into the namespace's line, while the reconciliation that
+/// follows the subscription runs, and applied behind it.
+async fn listen(client: &redis::Client, feed: &Feed, backoff: &mut Duration) {
+    let channel = feed.channel.as_str();
     let mut pubsub = match client.get_async_pubsub().await {
         Ok(pubsub) => pubsub,
         Err(error) => {
@@ -56,14 +46,18 @@ async fn listen(
         warn!(%error, "SUBSCRIBE failed");
         return;
     }
-    info!(channel, "subscribed to events");
     *backoff = Duration::from_millis(50);
-    reconciler.subscribed().await;
-    let mut messages = pubsub.on_message();
-    while let Some(message) = messages.next().await {
-        if let Ok(payload) = message.get_payload::<String>() {
-            hub.apply_published(&payload);
+    let (line, arrivals) = feed::line();
+    line.subscribed();
+    let read = async move {
+        let mut messages = pubsub.on_message();
+        while let Some(message) = messages.next().await {
+            if let Ok(payload) = message.get_payload::<String>() {
+                line.event(payload);
+            }
         }
-    }
-    warn!(channel, "lost the events subscription");
+        warn!(channel, "lost the events subscription");
+        // The line ends here: what it holds is applied, then `apply` ends.
+    };
+    tokio::join!(read, feed.apply(arrivals));
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`events`]: the events subscription on one server, feeding the [`Hub`](crate::registry::Hub);
 //! - [`sharded_events`]: the same on a Redis Cluster, with sharded pub/sub;
+//! - [`feed`] (not a task of its own): each namespace's events on their way
+//!   to its [`Hub`](crate::registry::Hub), bounded in bytes;
 //! - [`lease`]: this shim's lease on its sockets, renewed;
 //! - [`lobby`]: `top` pushes for the connections that watch the top rooms;
 //! - [`reconcile`] (not a task of its own): brings the [`Hub`](crate::registry::Hub) in line with
@@ -12,6 +14,7 @@
 //! broadcast fires, and [`Background::join`] waits for them.
 
 pub mod events;
+pub mod feed;
 pub mod lease;
 pub mod lobby;
 pub mod reconcile;
@@ -19,8 +22,8 @@ pub mod sharded_events;
 
 use crate::config::Config;
 use crate::space::Space;
+use feed::Feed;
 use reconcile::Reconciler;
-use sharded_events::Feed;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -82,9 +85,7 @@ impl Background {
                 for feed in feeds {
                     tasks.push(tokio::spawn(events::subscribe(
                         (*client).clone(),
-                        feed.channel,
-                        feed.hub,
-                        feed.reconciler,
+                        feed,
                         shutdown.subscribe(),
                     )));
                 }

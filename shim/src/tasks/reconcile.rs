@@ -45,11 +45,12 @@ impl Reconciler {
         }
     }
 
-    /// After the events subscription was (re)made: events may have been
-    /// missed before it (or Redis may have lost its data), so what the
-    /// connections believe is checked against Redis before any new event is
-    /// applied (they wait in the subscription meanwhile), and the top
-    /// watchers are woken, since rooms may have changed.
+    /// After the events subscription was (re)made, or events were dropped
+    /// (see [`crate::tasks::feed`]): events may have been missed (or Redis
+    /// may have lost its data), so what the connections believe is checked
+    /// against Redis before any newer event is applied (they wait in their
+    /// namespace's line meanwhile), and the top watchers are woken, since
+    /// rooms may have changed.
     ///
     /// A failed attempt is made again, [`SUBSCRIBED_ATTEMPTS`] times in all:
     /// a first one often meets the lane that the failure behind the new

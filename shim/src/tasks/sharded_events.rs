@@ -18,26 +18,17 @@
 //! beside the pushes, never in their way.
 
 use crate::link::{cluster_client, late};
-use crate::registry::Hub;
-use crate::tasks::reconcile::Reconciler;
+use crate::tasks::feed::{self, Feed, Line};
 use futures_util::future::join_all;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{PushInfo, PushKind, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
-
-/// One namespace's events: where they go.
-pub struct Feed {
-    pub channel: String,
-    pub hub: Arc<Hub>,
-    pub reconciler: Arc<Reconciler>,
-}
 
 /// How often namespaces without an events subscription are subscribed again.
 const RESUBSCRIBE_EVERY: Duration = Duration::from_millis(250);
@@ -60,9 +51,9 @@ pub async fn subscribe(
     let lines: HashMap<String, Line> = feeds
         .into_iter()
         .map(|feed| {
-            let (line, arrivals) = mpsc::unbounded_channel();
+            let (line, arrivals) = feed::line();
             let channel = feed.channel.clone();
-            tokio::spawn(apply(feed, arrivals));
+            tokio::spawn(async move { feed.apply(arrivals).await });
             (channel, line)
         })
         .collect();
@@ -102,31 +93,6 @@ pub async fn subscribe(
                 "the node of an events subscription did not answer in time; \
                  subscribing to events anew from the seeds"
             ),
-        }
-    }
-}
-
-/// What reaches one namespace's task.
-enum Arrival {
-    /// Its subscription was (re)made: reconcile before the events behind.
-    Subscribed,
-    /// One of its events, as published.
-    Event(String),
-}
-
-/// The way to one namespace's task.
-type Line = mpsc::UnboundedSender<Arrival>;
-
-/// One namespace's task: applies what arrives, in order, until the
-/// subscription task ends.
-async fn apply(feed: Feed, mut arrivals: mpsc::UnboundedReceiver<Arrival>) {
-    while let Some(arrival) = arrivals.recv().await {
-        match arrival {
-            Arrival::Subscribed => {
-                info!(channel = feed.channel, "subscribed to events");
-                feed.reconciler.subscribed().await;
-            }
-            Arrival::Event(payload) => feed.hub.apply_published(&payload),
         }
     }
 }
@@ -373,7 +339,7 @@ impl Follower<'_> {
         match (push.kind, line) {
             (PushKind::SMessage, Some((_, line))) => {
                 if let Some(payload) = push.data.get(1).and_then(text) {
-                    let _ = line.send(Arrival::Event(payload));
+                    line.event(payload);
                 }
             }
             (PushKind::SSubscribe, Some((channel, line))) => {
@@ -383,7 +349,7 @@ impl Follower<'_> {
                     return;
                 }
                 self.all_up |= self.subscribed.values().all(|up| *up);
-                let _ = line.send(Arrival::Subscribed);
+                line.subscribed();
             }
             (PushKind::SUnsubscribe, Some((channel, _))) => {
                 // The slot moved or its node failed over: subscribed again
