@@ -122,6 +122,9 @@ pub struct RedisServer {
     args: Vec<String>,
     with_module: bool,
     module_args: Vec<String>,
+    /// A program the server runs under, with its arguments
+    /// (`valgrind --tool=callgrind ...`), or nothing.
+    wrapper: Vec<String>,
 }
 
 impl RedisServer {
@@ -151,6 +154,18 @@ impl RedisServer {
         server
     }
 
+    /// A server with the module run under `wrapper`, a program and its
+    /// arguments that the server's command line follows (such as
+    /// `["valgrind", "--tool=callgrind"]`); [`Self::pid`] is the wrapper's,
+    /// which for valgrind is the server's. It has `timeout` to answer its
+    /// first `PING`.
+    pub fn start_under(wrapper: &[&str], args: &[&str], timeout: Duration) -> Self {
+        let mut server = Self::new(args, true);
+        server.wrapper = wrapper.iter().map(|a| a.to_string()).collect();
+        server.spawn_within(timeout);
+        server
+    }
+
     fn launch(args: &[&str], with_module: bool) -> Self {
         let mut server = Self::new(args, with_module);
         server.spawn();
@@ -165,6 +180,7 @@ impl RedisServer {
             args: args.iter().map(|a| a.to_string()).collect(),
             with_module,
             module_args: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 
@@ -225,9 +241,20 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
+        self.spawn_within(START_TIMEOUT);
+    }
+
+    fn spawn_within(&mut self, timeout: Duration) {
         let port = self.port.to_string();
         let binary = server_binary();
-        let mut command = Command::new(&binary);
+        let mut command = match self.wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
         command
             .args(["--port", &port, "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -251,11 +278,11 @@ impl RedisServer {
             )
         });
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready(timeout);
     }
 
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + START_TIMEOUT;
+    fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
         let client = redis::Client::open(self.url()).expect("redis url");
         loop {
             if let Some(child) = self.child.as_mut() {
