@@ -8,8 +8,10 @@
 //! --zero`), `VIOLET_CALLS` calls (10,000 unless set) are sent in pipelines
 //! of 100, and the counters are dumped (`callgrind_control --dump`); the
 //! dump's total over the calls is the whole server's instructions per call
-//! (reading requests and writing replies included, and the little the server
-//! does on its timers meanwhile).
+//! (reading requests and writing replies included), except its timer
+//! (`serverCron`, left out with `--toggle-collect`): that runs by the clock,
+//! ten times a second, and so counted as much as the run was slow (about
+//! 1.2k instructions per JOIN on a busy machine).
 //!
 //! Besides the variants of `join_vs_lua` (each module command, its Lua twin,
 //! plain `SADD`), two ways to make the writes of one move between two public
@@ -30,7 +32,11 @@
 //! CREATE and LEAVE, and SADD/JOIN. Arguments choose variants by name:
 //! `join`, `join-lua`, `create`, `create-lua`, `leave`, `leave-lua`, `sadd`,
 //! `floor`, `original` (`cargo bench --bench instructions -- join sadd`).
-//! Needs valgrind (`callgrind_control` comes with it).
+//! Needs valgrind (`callgrind_control` comes with it). With
+//! `VIOLET_CALLGRIND_DIR` set, the dumps stay in that folder, one per
+//! variant in the order run, for `callgrind_annotate`. With
+//! `VIOLET_CALLGRIND_DIR` set, the dumps stay in that folder, one per
+//! variant in the order run, for `callgrind_annotate`.
 
 mod common;
 
@@ -267,13 +273,26 @@ fn main() {
         .filter(|m| chosen.is_empty() || chosen.contains(&m.key()))
         .collect();
 
+    // The dumps go to a temporary folder, or stay in VIOLET_CALLGRIND_DIR
+    // (for `callgrind_annotate`).
     let out = tempfile::tempdir().expect("a folder for the dumps");
+    let kept = std::env::var_os("VIOLET_CALLGRIND_DIR").map(std::path::PathBuf::from);
+    let out_dir = kept.as_deref().unwrap_or(out.path()).to_owned();
+    std::fs::create_dir_all(&out_dir).expect("make the dump folder");
     let out_file = format!(
-        "--callgrind-out-file={}/callgrind.out",
-        out.path().display()
+        "--callgrind-out-file={}/callgrind.out.%p",
+        out_dir.display()
     );
     let server = RedisServer::start_under(
-        &["valgrind", "--tool=callgrind", &out_file],
+        // Not the server's timer: it runs by the clock, not per call, and
+        // as often as the run is slow.
+        &[
+            "valgrind",
+            "--tool=callgrind",
+            "--toggle-collect=serverCron",
+            "--collect-atstart=yes",
+            &out_file,
+        ],
         &[],
         Duration::from_secs(300),
     );
@@ -290,13 +309,13 @@ fn main() {
                 common::prepare(&mut con, variant, warm, WARMUP);
                 common::send(&mut con, variant, &scripts, warm, WARMUP);
                 common::prepare(&mut con, variant, round, calls);
-                instructions(pid, out.path(), || {
+                instructions(pid, &out_dir, || {
                     common::send(&mut con, variant, &scripts, round, calls);
                 })
             }
             Measured::Floor | Measured::Original => {
                 send_moves(&mut con, m, 0, WARMUP);
-                instructions(pid, out.path(), || send_moves(&mut con, m, WARMUP, calls))
+                instructions(pid, &out_dir, || send_moves(&mut con, m, WARMUP, calls))
             }
         };
         let per_call = total as f64 / calls as f64;
