@@ -907,14 +907,55 @@ extern "C" fn collect_pair(
 /// How many strings a [`Strings`] keeps at most.
 const KEPT_STRINGS: usize = 64;
 /// How many strings may pass from one command to the next: past this many,
-/// a command starts with none (so that each still has room for its own, and
-/// a look-up compares few).
+/// a command starts with none (so that each still has room for its own).
 const KEPT_ACROSS: usize = 32;
+/// The slots of a [`Strings`]' index: a power of two, at least twice
+/// [`KEPT_STRINGS`], so that a look-up probes few.
+const INDEX_SLOTS: usize = 128;
+
+/// The strings kept, each with its bytes as Redis holds them (so that a
+/// look-up compares Rust slices without calling into Redis), and an
+/// open-addressing index of them by the hash of their bytes: each slot
+/// holds 0 or the position of a string plus one.
+struct Kept {
+    strings: Vec<(RedisString, *const u8, usize)>,
+    index: [u8; INDEX_SLOTS],
+}
+
+impl Kept {
+    const fn new() -> Self {
+        Self {
+            strings: Vec::new(),
+            index: [0; INDEX_SLOTS],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.strings.clear();
+        self.index = [0; INDEX_SLOTS];
+    }
+}
 
 thread_local! {
     /// The strings the last command kept, for the next one.
-    static KEPT_BETWEEN: std::cell::RefCell<Vec<(RedisString, *const u8, usize)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static KEPT_BETWEEN: std::cell::RefCell<Kept> = const { std::cell::RefCell::new(Kept::new()) };
+}
+
+/// The slot where the look-up of `bytes` starts: a multiplicative hash of
+/// their words (FxHash's), folded to the index's size.
+fn slot_of(bytes: &[u8]) -> usize {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut hash = bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        hash = (hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    hash = (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(SEED);
+    // The high bits are the best mixed.
+    (hash >> 57) as usize % INDEX_SLOTS
 }
 
 /// The Redis strings commands have made (key names, fields, members), kept
@@ -925,11 +966,10 @@ thread_local! {
 /// unless they are more than [`KEPT_ACROSS`]) and leaves its own when it
 /// ends. They are plain counted Redis strings, made without a context, which
 /// Redis never changes: commands given one as an argument copy it or take
-/// another reference.
+/// another reference. A look-up hashes the bytes once and compares the few
+/// strings in its slots of the index.
 pub struct Strings {
-    /// Each string with its bytes, as Redis holds them, so that looking one
-    /// up compares Rust slices without calling into Redis.
-    kept: std::cell::RefCell<Vec<(RedisString, *const u8, usize)>>,
+    kept: std::cell::RefCell<Kept>,
 }
 
 /// A string from [`Strings`]: kept there, or made for one use once it is full.
@@ -952,12 +992,13 @@ impl std::ops::Deref for Str<'_> {
 impl Strings {
     pub fn new() -> Self {
         let mut kept = KEPT_BETWEEN
-            .try_with(|between| std::mem::take(&mut *between.borrow_mut()))
-            .unwrap_or_default();
-        if kept.len() > KEPT_ACROSS {
+            .try_with(|between| std::mem::replace(&mut *between.borrow_mut(), Kept::new()))
+            .unwrap_or_else(|_| Kept::new());
+        if kept.strings.len() > KEPT_ACROSS {
             kept.clear();
         }
-        kept.reserve_exact(KEPT_STRINGS - kept.len());
+        kept.strings
+            .reserve_exact(KEPT_STRINGS - kept.strings.len());
         Self {
             kept: std::cell::RefCell::new(kept),
         }
@@ -966,14 +1007,29 @@ impl Strings {
     /// The string of `bytes`, made only if not kept yet.
     pub fn get(&self, ctx: &Context, bytes: &[u8]) -> Str<'_> {
         let mut kept = self.kept.borrow_mut();
-        let found = kept.iter().position(|&(_, ptr, len)| {
-            // SAFETY: `ptr` and `len` are the bytes of a string kept (alive
-            // and never changed) in this vector.
-            len == bytes.len() && unsafe { std::slice::from_raw_parts(ptr, len) } == bytes
-        });
-        let index = match found {
+        let kept = &mut *kept;
+        let mut slot = slot_of(bytes);
+        let index = loop {
+            match kept.index[slot] {
+                0 => break None,
+                entry => {
+                    let (_, ptr, len) = kept.strings[usize::from(entry) - 1];
+                    // SAFETY: `ptr` and `len` are the bytes of a string kept
+                    // (alive and never changed) in this vector.
+                    if len == bytes.len()
+                        && unsafe { std::slice::from_raw_parts(ptr, len) } == bytes
+                    {
+                        break Some(usize::from(entry) - 1);
+                    }
+                    slot = (slot + 1) % INDEX_SLOTS;
+                }
+            }
+        };
+        let index = match index {
             Some(index) => index,
-            None if kept.len() < kept.capacity() => {
+            None if kept.strings.len() < kept.strings.capacity()
+                && kept.strings.len() < KEPT_STRINGS =>
+            {
                 // Without a context: it may outlive this command's.
                 let string = RedisString::create_from_slice(std::ptr::null_mut(), bytes);
                 let mut len = 0;
@@ -986,12 +1042,15 @@ impl Strings {
                 if ptr.is_null() {
                     return Str::Made(string);
                 }
-                kept.push((string, ptr.cast::<u8>(), len));
-                kept.len() - 1
+                kept.strings.push((string, ptr.cast::<u8>(), len));
+                // At most KEPT_STRINGS (64) strings: the position fits a
+                // byte, and the index (twice as many slots) has a free slot.
+                kept.index[slot] = kept.strings.len() as u8;
+                kept.strings.len() - 1
             }
             None => return Str::Made(redis_string(ctx, bytes)),
         };
-        let found: *const RedisString = &raw const kept[index].0;
+        let found: *const RedisString = &raw const kept.strings[index].0;
         // SAFETY: the vector never grows past the capacity it was made with
         // (see above), so its elements never move, and none is removed or
         // changed before `self` is dropped; the reference lives no longer
@@ -1003,7 +1062,7 @@ impl Strings {
 impl Drop for Strings {
     /// Leaves the strings for the next command.
     fn drop(&mut self) {
-        let kept = std::mem::take(self.kept.get_mut());
+        let kept = std::mem::replace(self.kept.get_mut(), Kept::new());
         // On a thread that is ending, they are simply freed.
         let _ = KEPT_BETWEEN.try_with(|between| *between.borrow_mut() = kept);
     }
