@@ -154,26 +154,45 @@ impl<'c> RedisStore<'c> {
         ffi::call_set_write(self.ctx, command, args).map_err(|e| err_redis(&e))
     }
 
-    /// `ZADD key [NX] score member`.
-    fn zset_add(&self, key: &str, score: f64, member: &str, only_new: bool) -> Result<()> {
-        let (key, member) = (self.string(key), self.string(member));
+    /// `ZADD key [NX] score member [score member ...]`: the key opened
+    /// once and one keyspace event, as Redis's own `ZADD` would; each entry
+    /// that changed the set is held for replication, where they join into
+    /// one `ZADD` (see [`Replication`]).
+    fn zset_add<'m>(
+        &self,
+        key: &str,
+        entries: impl IntoIterator<Item = (f64, &'m str)>,
+        only_new: bool,
+    ) -> Result<()> {
+        let key = self.string(key);
         let open = self.writable(&key, KeyType::ZSet)?;
-        let changed = open
-            .zset_add(score, &member, only_new)
-            .map_err(|()| err_wrong_type())?;
+        let mut changed = false;
+        for (score, member) in entries {
+            let member = self.string(member);
+            if open
+                .zset_add(score, &member, only_new)
+                .map_err(|()| err_wrong_type())?
+            {
+                changed = true;
+                self.replicate(c"ZADD", &[&key, &self.score(score), &member]);
+            }
+        }
         drop(open);
         if changed {
             ffi::notify(self.ctx, Notify::ZSet, c"zadd", &key);
-            let score = if score == f64::INFINITY {
-                ffi::redis_string(self.ctx, b"+inf")
-            } else if score == score.trunc() && score.abs() < 9.0e15 {
-                ffi::integer_string(self.ctx, score as i64)
-            } else {
-                ffi::redis_string(self.ctx, score.to_string().as_bytes())
-            };
-            self.replicate(c"ZADD", &[&key, &score, &member]);
         }
         Ok(())
+    }
+
+    /// A score as `ZADD` takes it: `+inf`, an integer, or a decimal.
+    fn score(&self, score: f64) -> RedisString {
+        if score == f64::INFINITY {
+            ffi::redis_string(self.ctx, b"+inf")
+        } else if score == score.trunc() && score.abs() < 9.0e15 {
+            ffi::integer_string(self.ctx, score as i64)
+        } else {
+            ffi::redis_string(self.ctx, score.to_string().as_bytes())
+        }
     }
 
     /// One `SCAN cursor MATCH pattern COUNT count` step: the next cursor (0
@@ -369,7 +388,7 @@ impl Store for RedisStore<'_> {
     }
 
     fn zadd_new(&mut self, key: &str, score: f64, member: &str) -> Result<()> {
-        self.zset_add(key, score, member, true)
+        self.zset_add(key, [(score, member)], true)
     }
 
     fn zrange_up_to(&mut self, key: &str, max: f64, count: u64) -> Result<Vec<(String, f64)>> {
@@ -389,7 +408,14 @@ impl Store for RedisStore<'_> {
 
     fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()> {
         // Viewers are far below 2^53: the score is exact.
-        self.zset_add(key, score as f64, member, false)
+        self.zset_add(key, [(score as f64, member)], false)
+    }
+
+    fn zadd_all(&mut self, key: &str, entries: &[(u64, &str)]) -> Result<()> {
+        let entries = entries
+            .iter()
+            .map(|&(score, member)| (score as f64, member));
+        self.zset_add(key, entries, false)
     }
 
     fn zrem(&mut self, key: &str, member: &str) -> Result<()> {

@@ -78,6 +78,18 @@ pub(crate) struct Departure {
     viewers: u64,
 }
 
+/// What [`Rooms::depart`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Departed<'d> {
+    /// Whether the socket was moved into the arrival room's members (not
+    /// when it was missing from its room's, which only a broken invariant
+    /// allows).
+    moved: bool,
+    /// The left room's new rank (its viewers now) when it stays and is
+    /// public, for the caller to write.
+    rank: Option<(u64, &'d str)>,
+}
+
 /// The rooms of one namespace.
 pub struct Rooms<'s, S: Store> {
     pub(crate) store: &'s mut S,
@@ -117,9 +129,9 @@ impl<'s, S: Store> Rooms<'s, S> {
         let arrival = self.plan_arrival(socket, departure.is_some())?;
         self.check_ranking()?;
 
-        let moved = match &departure {
+        let departed = match &departure {
             Some(departure) => self.depart(socket, departure, Reason::Left, Some(&room))?,
-            None => false,
+            None => Departed::default(),
         };
         let mut fields = vec![(OWNER, socket.as_str())];
         fields.extend(
@@ -129,10 +141,9 @@ impl<'s, S: Store> Rooms<'s, S> {
                 .map(|(n, v)| (n.as_str(), v.as_str())),
         );
         self.store.hset(&self.keys.room(&room), &fields)?;
-        self.add_member(socket, &room, arrival, moved, 0)?;
-        if visibility == Visibility::Public {
-            self.store.zadd(self.keys.rooms(), 1, &room)?;
-        }
+        self.add_member(socket, &room, arrival, departed.moved, 0)?;
+        let new_rank = (visibility == Visibility::Public).then_some((1, room.as_str()));
+        self.rank(departed.rank, new_rank)?;
         self.pending.push(Event::Created {
             room: room.clone(),
             socket: socket.to_string(),
@@ -177,14 +188,13 @@ impl<'s, S: Store> Rooms<'s, S> {
         let arrival = self.plan_arrival(socket, departure.is_some())?;
         self.check_ranking()?;
 
-        let moved = match &departure {
+        let departed = match &departure {
             Some(departure) => self.depart(socket, departure, Reason::Left, Some(room))?,
-            None => false,
+            None => Departed::default(),
         };
-        let viewers = self.add_member(socket, room, arrival, moved, viewers)?;
-        if visibility == Visibility::Public {
-            self.store.zadd(self.keys.rooms(), viewers, room)?;
-        }
+        let viewers = self.add_member(socket, room, arrival, departed.moved, viewers)?;
+        let new_rank = (visibility == Visibility::Public).then_some((viewers, room.as_str()));
+        self.rank(departed.rank, new_rank)?;
         self.pending.push(Event::Joined {
             room: room.to_string(),
             socket: socket.to_string(),
@@ -213,7 +223,8 @@ impl<'s, S: Store> Rooms<'s, S> {
         };
         self.check_ranking()?;
         self.check_nodes()?;
-        self.depart(socket, &departure, reason, None)?;
+        let departed = self.depart(socket, &departure, reason, None)?;
+        self.rank(departed.rank, None)?;
         self.flush();
         Ok(Some(departure.room))
     }
@@ -480,20 +491,20 @@ impl<'s, S: Store> Rooms<'s, S> {
     }
 
     /// Takes `socket` out of the room planned, destroying the room if it
-    /// empties and otherwise setting its rank to the new count. A socket
+    /// empties and otherwise giving its new rank (see below). A socket
     /// that is moving `to` another room goes from one room's members to the
     /// other's in one `SMOVE`, and keeps its entry in its node's hash, which
     /// the arrival overwrites. A node with no lease leaves the node index
     /// with its last socket; a node with a lease stays while it holds it.
-    /// Returns whether the socket was moved into `to`'s members (not when it
-    /// was missing from its room's, which only a broken invariant allows).
-    pub(crate) fn depart(
+    /// The left room's new rank is the caller's to write ([`Self::rank`]),
+    /// so that a move reranks both its rooms in one `ZADD`.
+    pub(crate) fn depart<'d>(
         &mut self,
         socket: &str,
-        departure: &Departure,
+        departure: &'d Departure,
         reason: Reason,
         to: Option<&str>,
-    ) -> Result<bool> {
+    ) -> Result<Departed<'d>> {
         let room = departure.room.as_str();
         let members = self.keys.members(room);
         let removed = match to {
@@ -526,10 +537,24 @@ impl<'s, S: Store> Rooms<'s, S> {
             self.pending.push(Event::Destroyed {
                 room: room.to_owned(),
             });
-        } else if departure.public {
-            self.store.zadd(self.keys.rooms(), viewers, room)?;
         }
-        Ok(moved)
+        Ok(Departed {
+            moved,
+            rank: (viewers > 0 && departure.public).then_some((viewers, room)),
+        })
+    }
+
+    /// Writes the ranking's changes of an operation in one `ZADD`: the new
+    /// rank of the room left, if [`Self::depart`] gave one, then the
+    /// arrival's, if any (each its viewers and the room).
+    fn rank(&mut self, left: Option<(u64, &str)>, arrival: Option<(u64, &str)>) -> Result<()> {
+        match (left, arrival) {
+            (Some(left), Some(arrival)) => self.store.zadd_all(self.keys.rooms(), &[left, arrival]),
+            (Some((viewers, room)), None) | (None, Some((viewers, room))) => {
+                self.store.zadd(self.keys.rooms(), viewers, room)
+            }
+            (None, None) => Ok(()),
+        }
     }
 
     /// Publishes the events of an operation that succeeded.

@@ -47,6 +47,14 @@ pub trait Store {
 
     /// `ZADD key score member`.
     fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()>;
+    /// `ZADD key score member [score member ...]`: each entry in order, in
+    /// one command (a move reranks both its rooms in one).
+    fn zadd_all(&mut self, key: &str, entries: &[(u64, &str)]) -> Result<()> {
+        for &(score, member) in entries {
+            self.zadd(key, score, member)?;
+        }
+        Ok(())
+    }
     /// `ZADD key NX score member`: adds the member only if it is not there.
     fn zadd_new(&mut self, key: &str, score: f64, member: &str) -> Result<()>;
     /// `ZREM key member`.
