@@ -942,18 +942,29 @@ thread_local! {
 }
 
 /// The slot where the look-up of `bytes` starts: a multiplicative hash of
-/// their words (FxHash's), folded to the index's size.
+/// their words (FxHash's), folded to the index's size. The last word of a
+/// string of 8 bytes or more overlaps the one before it rather than being
+/// copied out (a call to `memcpy` for a few bytes).
 fn slot_of(bytes: &[u8]) -> usize {
     const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+    let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(SEED);
     let mut hash = bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
-        hash = (hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    if bytes.len() >= 8 {
+        let mut words = bytes.chunks_exact(8);
+        for chunk in &mut words {
+            hash = mix(hash, word(chunk));
+        }
+        if !words.remainder().is_empty() {
+            hash = mix(hash, word(&bytes[bytes.len() - 8..]));
+        }
+    } else {
+        let mut tail = 0u64;
+        for (i, &byte) in bytes.iter().enumerate() {
+            tail |= u64::from(byte) << (8 * i);
+        }
+        hash = mix(hash, tail);
     }
-    let mut tail = [0u8; 8];
-    tail[..words.remainder().len()].copy_from_slice(words.remainder());
-    hash = (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(SEED);
     // The high bits are the best mixed.
     (hash >> 57) as usize % INDEX_SLOTS
 }
