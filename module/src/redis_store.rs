@@ -73,6 +73,19 @@ impl<'c> RedisStore<'c> {
         Ok(string)
     }
 
+    /// Checks that the user may publish on `channel`, whose Redis string is
+    /// then kept for the events published on it.
+    ///
+    /// # Errors
+    /// `NOPERM` when the user may not.
+    pub fn permit_publish(&self, channel: &str) -> Result<()> {
+        if !self.permissions.restricted() {
+            return Ok(());
+        }
+        self.permissions
+            .publish(self.ctx, &self.string(channel), channel)
+    }
+
     /// Checks a key read through a command call.
     fn permit(&self, key: &str) -> Result<()> {
         self.permissions.key_named(self.ctx, key)
