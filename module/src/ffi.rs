@@ -649,6 +649,12 @@ impl WritableKey {
         KeyType::from(unsafe { raw::RedisModule_KeyType.map_or(0, |f| f(self.raw())) })
     }
 
+    /// The number of elements of the value (0 for a missing key).
+    pub fn length(&self) -> u64 {
+        // SAFETY: as for `kind`.
+        unsafe { raw::RedisModule_ValueLength.map_or(0, |f| f(self.raw())) as u64 }
+    }
+
     /// `RedisModule_ZsetAdd`, with `NX` when `only_new`: whether the sorted
     /// set changed (`Err` if the key holds another type).
     pub fn zset_add(&self, score: f64, member: &RedisString, only_new: bool) -> Result<bool, ()> {

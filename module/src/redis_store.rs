@@ -47,6 +47,11 @@ pub struct RedisStore<'c> {
     ctx: &'c Context,
     permissions: Permissions,
     strings: Strings,
+    /// A sorted set opened for writing by `zcard_to_write`, kept for the
+    /// write that follows (`zset_add`), with the address of its kept name
+    /// (a kept string does not move while the command runs). It is closed
+    /// before a command call names the key, which could delete it.
+    open_zset: RefCell<Option<(*const RedisString, ffi::WritableKey)>>,
     replication: RefCell<Replication>,
     /// How events are published, read from the context flags when the
     /// command first publishes, then kept for the rest of it.
@@ -59,6 +64,7 @@ impl<'c> RedisStore<'c> {
             ctx,
             permissions,
             strings: Strings::new(),
+            open_zset: RefCell::default(),
             replication: RefCell::default(),
             pubsub: None,
         }
@@ -157,6 +163,15 @@ impl<'c> RedisStore<'c> {
     /// not so for a sorted set, whose two writes in a move are held and
     /// replicated as one `ZADD`.
     fn call_write(&self, command: &CStr, keys: usize, args: &[&RedisString]) -> Result<i64> {
+        // A kept name is found again, not made anew: the same string.
+        let names_open = self
+            .open_zset
+            .borrow()
+            .as_ref()
+            .is_some_and(|(name, _)| args[..keys].iter().any(|key| std::ptr::eq(*key, *name)));
+        if names_open {
+            self.open_zset.borrow_mut().take();
+        }
         let held = self.replication.borrow();
         if args[..keys].iter().any(|key| held.holds(key)) {
             drop(held);
@@ -178,7 +193,15 @@ impl<'c> RedisStore<'c> {
         only_new: bool,
     ) -> Result<()> {
         let key = self.string(key);
-        let open = self.writable(&key, KeyType::ZSet)?;
+        let kept = self
+            .open_zset
+            .borrow_mut()
+            .take()
+            .filter(|(name, _)| std::ptr::eq(*name, &*key));
+        let open = match kept {
+            Some((_, open)) => open,
+            None => self.writable(&key, KeyType::ZSet)?,
+        };
         let mut changed = false;
         for (score, member) in entries {
             let member = self.string(member);
@@ -457,6 +480,17 @@ impl Store for RedisStore<'_> {
 
     fn zcard(&mut self, key: &str) -> Result<u64> {
         self.length(key, KeyType::ZSet)
+    }
+
+    fn zcard_to_write(&mut self, key: &str) -> Result<u64> {
+        let name = self.readable(key)?;
+        let Str::Kept(kept) = name else {
+            return self.zcard(key);
+        };
+        let open = self.writable(kept, KeyType::ZSet)?;
+        let length = open.length();
+        *self.open_zset.get_mut() = Some((std::ptr::from_ref(kept), open));
+        Ok(length)
     }
 
     fn exists(&mut self, key: &str) -> Result<bool> {

@@ -141,7 +141,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         let node = self.keys.node_of_socket(socket);
         let departure = self.plan_departure(socket, &node)?;
         let arrival = self.plan_arrival(&node, departure.is_some())?;
-        self.check_ranking()?;
+        self.check_ranking_to_rank(visibility == Visibility::Public, departure.as_ref())?;
 
         let departed = match &departure {
             Some(departure) => {
@@ -205,7 +205,7 @@ impl<'s, S: Store> Rooms<'s, S> {
             }
         }
         let arrival = self.plan_arrival(&node, departure.is_some())?;
-        self.check_ranking()?;
+        self.check_ranking_to_rank(visibility == Visibility::Public, departure.as_ref())?;
 
         let departed = match &departure {
             Some(departure) => {
@@ -244,7 +244,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         let Some(departure) = self.plan_departure(socket, &node)? else {
             return Ok(None);
         };
-        self.check_ranking()?;
+        self.check_ranking_to_rank(false, Some(&departure))?;
         self.check_nodes()?;
         let departed = self.depart(socket, &node, &departure, reason, None)?;
         self.rank(departed.rank, None)?;
@@ -515,6 +515,21 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// Fails, before any write, if the ranking is not a sorted set.
     pub(crate) fn check_ranking(&mut self) -> Result<()> {
         self.store.zcard(self.keys.rooms()).map(drop)
+    }
+
+    /// [`Self::check_ranking`] for an operation that ranks the room it
+    /// makes or joins (`arrival`) and the one it leaves, if public, and
+    /// stays (see [`Self::rank`]): the store may keep the ranking open for
+    /// that `ZADD`. Not when the room left empties, which takes it out of
+    /// the ranking first.
+    fn check_ranking_to_rank(&mut self, arrival: bool, left: Option<&Departure>) -> Result<()> {
+        let empties = left.is_some_and(|d| d.viewers <= 1);
+        let reranks = left.is_some_and(|d| d.public) && !empties;
+        if (arrival || reranks) && !empties {
+            self.store.zcard_to_write(self.keys.rooms()).map(drop)
+        } else {
+            self.check_ranking()
+        }
     }
 
     /// Fails, before any write, if the node index is not a sorted set.

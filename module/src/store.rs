@@ -68,6 +68,11 @@ pub trait Store {
     fn zrange_up_to(&mut self, key: &str, max: f64, count: u64) -> Result<Vec<(String, f64)>>;
     /// `ZCARD key`.
     fn zcard(&mut self, key: &str) -> Result<u64>;
+    /// `ZCARD key`, read by an operation that is going to change the
+    /// sorted set: a store may keep the key open for that write.
+    fn zcard_to_write(&mut self, key: &str) -> Result<u64> {
+        self.zcard(key)
+    }
 
     /// `EXISTS key`.
     fn exists(&mut self, key: &str) -> Result<bool>;
