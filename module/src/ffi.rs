@@ -800,9 +800,48 @@ pub fn hash_get(
     key: &RedisString,
     field: &RedisString,
 ) -> Result<Option<RedisString>, ()> {
-    Ok(hash_get_many(ctx, key, std::slice::from_ref(&field))?
-        .pop()
-        .flatten())
+    let handle = raw::open_key(ctx.ctx, key.inner, raw::KeyMode::READ);
+    if handle.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: `handle` is open until closed below, and holds a hash where
+    // `hash_field` reads it.
+    let result = unsafe {
+        match KeyType::from(raw::RedisModule_KeyType.map_or(0, |f| f(handle))) {
+            KeyType::Empty => Ok(None),
+            KeyType::Hash => Ok(hash_field(ctx, handle, field)),
+            _ => Err(()),
+        }
+    };
+    raw::close_key(handle);
+    result
+}
+
+/// `RedisModule_HashGet` of `field` of the hash open as `handle`.
+///
+/// # Safety
+/// `handle` is a key open for reading that holds a hash.
+unsafe fn hash_field(
+    ctx: &Context,
+    handle: *mut raw::RedisModuleKey,
+    field: &RedisString,
+) -> Option<RedisString> {
+    let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
+    // SAFETY: the caller's promise; the value pointer is written by Redis
+    // (NULL for a missing field) and the string it points to is owned here,
+    // freed by `RedisString`'s drop.
+    unsafe {
+        if let Some(f) = raw::RedisModule_HashGet {
+            f(
+                handle,
+                raw::REDISMODULE_HASH_NONE as i32,
+                field.inner,
+                &raw mut value,
+                std::ptr::null_mut::<raw::RedisModuleString>(),
+            );
+        }
+    }
+    (!value.is_null()).then(|| RedisString::from_redis_module_string(ctx.ctx, value))
 }
 
 /// `RedisModule_HashGet` of each of `fields` of the hash at `key`, opened
@@ -817,28 +856,14 @@ pub fn hash_get_many<F: std::ops::Deref<Target = RedisString>>(
     if handle.is_null() {
         return Ok(fields.iter().map(|_| None).collect());
     }
-    // SAFETY: `handle` is open until closed below; each value pointer is
-    // written by Redis (NULL for a missing field) and the string it points
-    // to is owned here, freed by `RedisString`'s drop.
+    // SAFETY: `handle` is open until closed below, and holds a hash where
+    // `hash_field` reads it.
     let result = unsafe {
         match KeyType::from(raw::RedisModule_KeyType.map_or(0, |f| f(handle))) {
             KeyType::Empty => Ok(fields.iter().map(|_| None).collect()),
             KeyType::Hash => Ok(fields
                 .iter()
-                .map(|field| {
-                    let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
-                    if let Some(f) = raw::RedisModule_HashGet {
-                        f(
-                            handle,
-                            raw::REDISMODULE_HASH_NONE as i32,
-                            field.inner,
-                            &raw mut value,
-                            std::ptr::null_mut::<raw::RedisModuleString>(),
-                        );
-                    }
-                    (!value.is_null())
-                        .then(|| RedisString::from_redis_module_string(ctx.ctx, value))
-                })
+                .map(|field| hash_field(ctx, handle, field))
                 .collect()),
             _ => Err(()),
         }
