@@ -216,6 +216,7 @@ pub fn release(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let node = node(&args.next_arg()?)?;
     args.done()?;
     let mut store = open(ctx, needs, &namespace)?;
+    store.hold_effects();
     let removed = Rooms::new(&mut store, &namespace).release(&node, reaper::batch())?;
     reaper::watch(ctx, &namespace);
     Ok(count(removed))

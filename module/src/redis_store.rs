@@ -5,8 +5,10 @@
 //! that list things are one `RedisModule_Call` each. Sorted-set additions go
 //! through the key API too (`RedisModule_ZsetAdd`), firing the keyspace
 //! event Redis's own `ZADD` fires, and are replicated explicitly as plain
-//! `ZADD`s, held until the command ends so that a move's two changes to the
-//! ranking go as one (see `ffi::Replication`). Every other write is a
+//! `ZADD`s (a move's two changes to the ranking as one), at once, or, in a
+//! store told to hold them (the reaper's, `VIOLET.RELEASE`'s, which rerank
+//! the same rooms over and over), held until the command ends so that
+//! consecutive ones go as one (see `ffi::Replication`). Every other write is a
 //! command call that Redis replicates itself (the `!` flag): `SADD`, `SREM`
 //! and `SMOVE` (the module API has no set writes; a socket moving between
 //! rooms is one `SMOVE`), `HSET`, `HDEL`, `ZREM` and `DEL`. On Redis 7.0 a
@@ -53,6 +55,9 @@ pub struct RedisStore<'c> {
     /// before a command call names the key, which could delete it.
     open_zset: RefCell<Option<(*const RedisString, ffi::WritableKey)>>,
     replication: RefCell<Replication>,
+    /// Whether key-API writes are held for replication (`hold_effects`)
+    /// rather than replicated at once.
+    hold: bool,
     /// How events are published, read from the context flags when the
     /// command first publishes, then kept for the rest of it.
     pubsub: Option<ffi::Pubsub>,
@@ -66,6 +71,7 @@ impl<'c> RedisStore<'c> {
             strings: Strings::new(),
             open_zset: RefCell::default(),
             replication: RefCell::default(),
+            hold: false,
             pubsub: None,
         }
     }
@@ -139,11 +145,24 @@ impl<'c> RedisStore<'c> {
             .ok_or_else(|| err_redis("Redis could not open a key for writing"))
     }
 
-    /// Replicates a key-API write: `command key args...`, held until the
-    /// command ends so that the next write of the same kind to the same key
-    /// joins it (see [`Replication`]).
+    /// Holds the effects of key-API writes until the command ends (see
+    /// [`Replication`]), for a command that makes many writes of the same
+    /// kind to the same keys: reaping a node's sockets reranks their rooms
+    /// once per socket, which then replicate as one `ZADD` per run of them.
+    pub fn hold_effects(&mut self) {
+        self.hold = true;
+    }
+
+    /// Replicates a key-API write: `command key args...`, at once, or held
+    /// until the command ends so that the next write of the same kind to the
+    /// same key joins it (see [`Self::hold_effects`]). Redis sends every
+    /// effect of a command in order, in one `MULTI`/`EXEC`.
     fn replicate(&self, command: &'static CStr, args: &[&RedisString]) {
-        self.replication.borrow_mut().add(self.ctx, command, args);
+        if self.hold {
+            self.replication.borrow_mut().add(self.ctx, command, args);
+        } else {
+            ffi::replicate(self.ctx, command, args);
+        }
     }
 
     /// `SADD` or `SREM key member`: whether it changed the set. The module
@@ -203,6 +222,9 @@ impl<'c> RedisStore<'c> {
             None => self.writable(&key, KeyType::ZSet)?,
         };
         let mut changed = false;
+        // The entries that changed the set replicate two to a `ZADD` (a
+        // move's two ranks as one effect), in order; an odd one last.
+        let mut unpaired: Option<(RedisString, Str<'_>)> = None;
         for (score, member) in entries {
             let member = self.string(member);
             if open
@@ -210,10 +232,19 @@ impl<'c> RedisStore<'c> {
                 .map_err(|()| err_wrong_type())?
             {
                 changed = true;
-                self.replicate(c"ZADD", &[&key, &self.score(score), &member]);
+                let score = self.score(score);
+                match unpaired.take() {
+                    Some((first, before)) => {
+                        self.replicate(c"ZADD", &[&key, &first, &before, &score, &member]);
+                    }
+                    None => unpaired = Some((score, member)),
+                }
             }
         }
         drop(open);
+        if let Some((score, member)) = unpaired {
+            self.replicate(c"ZADD", &[&key, &score, &member]);
+        }
         if changed {
             ffi::notify(self.ctx, Notify::ZSet, c"zadd", &key);
         }
