@@ -1134,7 +1134,9 @@ const HELD_EFFECTS: usize = 64;
 
 /// The plain effects of a command's key-API writes, replicated together when
 /// it ends ([`Replication::flush`]) so that consecutive writes of one command
-/// to one key go as one: a move reranks two rooms with one `ZADD`.
+/// to one key go as one: the reaper reranks a room once per socket it reaps.
+/// Only a store told to hold its effects uses it (`RedisStore::hold_effects`);
+/// others replicate each write at once.
 ///
 /// Effects on different keys commute, and every effect of a command reaches
 /// replicas and the AOF inside one `MULTI`/`EXEC`, so only the order of the

@@ -8,8 +8,8 @@
 //! `ZADD`s (a move's two changes to the ranking as one), at once, or, in a
 //! store told to hold them (the reaper's, `VIOLET.RELEASE`'s, which rerank
 //! the same rooms over and over), held until the command ends so that
-//! consecutive ones go as one (see `ffi::Replication`). Every other write is a
-//! command call that Redis replicates itself (the `!` flag): `SADD`, `SREM`
+//! consecutive ones go as one (see `ffi::Replication`). Every other write
+//! is a command call that Redis replicates itself (the `!` flag): `SADD`, `SREM`
 //! and `SMOVE` (the module API has no set writes; a socket moving between
 //! rooms is one `SMOVE`), `HSET`, `HDEL`, `ZREM` and `DEL`. On Redis 7.0 a
 //! call costs less than a key-API write followed by `RedisModule_Replicate`,
@@ -146,7 +146,7 @@ impl<'c> RedisStore<'c> {
     }
 
     /// Holds the effects of key-API writes until the command ends (see
-    /// [`Replication`]), for a command that makes many writes of the same
+    /// `ffi::Replication`), for a command that makes many writes of the same
     /// kind to the same keys: reaping a node's sockets reranks their rooms
     /// once per socket, which then replicate as one `ZADD` per run of them.
     pub fn hold_effects(&mut self) {
@@ -179,8 +179,8 @@ impl<'c> RedisStore<'c> {
     /// replicas see the key's writes in order. A command call costs less
     /// than a write through the key API followed by `RedisModule_Replicate`,
     /// which looks the command up by name again and builds its own argv;
-    /// not so for a sorted set, whose two writes in a move are held and
-    /// replicated as one `ZADD`.
+    /// not so for a sorted set, whose two writes in a move replicate as one
+    /// `ZADD`.
     fn call_write(&self, command: &CStr, keys: usize, args: &[&RedisString]) -> Result<i64> {
         // A kept name is found again, not made anew: the same string.
         let names_open = self
@@ -202,9 +202,9 @@ impl<'c> RedisStore<'c> {
     }
 
     /// `ZADD key [NX] score member [score member ...]`: the key opened
-    /// once and one keyspace event, as Redis's own `ZADD` would; each entry
-    /// that changed the set is held for replication, where they join into
-    /// one `ZADD` (see [`Replication`]).
+    /// once and one keyspace event, as Redis's own `ZADD` would; the entries
+    /// that changed the set replicate two to a `ZADD` (see
+    /// [`Self::replicate`]).
     fn zset_add<'m>(
         &self,
         key: &str,
