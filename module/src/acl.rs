@@ -89,17 +89,13 @@ impl Permissions {
         self.key(ctx, &ffi::redis_string(ctx, name.as_bytes()), name)
     }
 
-    /// Checks that the user may publish on `channel`.
+    /// Checks that the user may publish on `channel` (named `name`).
     ///
     /// # Errors
     /// `NOPERM` when the user may not.
-    pub fn publish(&self, ctx: &Context, channel: &str) -> Result<()> {
-        if !self.restricted() {
-            return Ok(());
-        }
-        let string = ffi::redis_string(ctx, channel.as_bytes());
-        self.check(ctx, &string, |user| user.may_publish(&string), true)
-            .map_err(|()| err_noperm_channel(channel))
+    pub fn publish(&self, ctx: &Context, channel: &RedisString, name: &str) -> Result<()> {
+        self.check(ctx, channel, |user| user.may_publish(channel), true)
+            .map_err(|()| err_noperm_channel(name))
     }
 
     fn check(

@@ -54,11 +54,11 @@ fn open<'c>(
     needs: Needs,
     namespace: &Namespace,
 ) -> Result<RedisStore<'c>, VioletError> {
-    let permissions = Permissions::of_caller(ctx, needs.access);
-    if needs.publishes && permissions.restricted() {
-        permissions.publish(ctx, &events_channel(namespace))?;
+    let store = RedisStore::new(ctx, Permissions::of_caller(ctx, needs.access));
+    if needs.publishes {
+        store.permit_publish(&events_channel(namespace))?;
     }
-    Ok(RedisStore::new(ctx, permissions))
+    Ok(store)
 }
 
 /// `VIOLET.CREATE NS SOCKET ROOM|* [field value ...]`: the new room's id.
@@ -216,6 +216,7 @@ pub fn release(ctx: &Context, needs: Needs, mut args: Args) -> RedisResult {
     let node = node(&args.next_arg()?)?;
     args.done()?;
     let mut store = open(ctx, needs, &namespace)?;
+    store.hold_effects();
     let removed = Rooms::new(&mut store, &namespace).release(&node, reaper::batch())?;
     reaper::watch(ctx, &namespace);
     Ok(count(removed))

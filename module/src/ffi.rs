@@ -649,6 +649,12 @@ impl WritableKey {
         KeyType::from(unsafe { raw::RedisModule_KeyType.map_or(0, |f| f(self.raw())) })
     }
 
+    /// The number of elements of the value (0 for a missing key).
+    pub fn length(&self) -> u64 {
+        // SAFETY: as for `kind`.
+        unsafe { raw::RedisModule_ValueLength.map_or(0, |f| f(self.raw())) as u64 }
+    }
+
     /// `RedisModule_ZsetAdd`, with `NX` when `only_new`: whether the sorted
     /// set changed (`Err` if the key holds another type).
     pub fn zset_add(&self, score: f64, member: &RedisString, only_new: bool) -> Result<bool, ()> {
@@ -794,9 +800,48 @@ pub fn hash_get(
     key: &RedisString,
     field: &RedisString,
 ) -> Result<Option<RedisString>, ()> {
-    Ok(hash_get_many(ctx, key, std::slice::from_ref(&field))?
-        .pop()
-        .flatten())
+    let handle = raw::open_key(ctx.ctx, key.inner, raw::KeyMode::READ);
+    if handle.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: `handle` is open until closed below, and holds a hash where
+    // `hash_field` reads it.
+    let result = unsafe {
+        match KeyType::from(raw::RedisModule_KeyType.map_or(0, |f| f(handle))) {
+            KeyType::Empty => Ok(None),
+            KeyType::Hash => Ok(hash_field(ctx, handle, field)),
+            _ => Err(()),
+        }
+    };
+    raw::close_key(handle);
+    result
+}
+
+/// `RedisModule_HashGet` of `field` of the hash open as `handle`.
+///
+/// # Safety
+/// `handle` is a key open for reading that holds a hash.
+unsafe fn hash_field(
+    ctx: &Context,
+    handle: *mut raw::RedisModuleKey,
+    field: &RedisString,
+) -> Option<RedisString> {
+    let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
+    // SAFETY: the caller's promise; the value pointer is written by Redis
+    // (NULL for a missing field) and the string it points to is owned here,
+    // freed by `RedisString`'s drop.
+    unsafe {
+        if let Some(f) = raw::RedisModule_HashGet {
+            f(
+                handle,
+                raw::REDISMODULE_HASH_NONE as i32,
+                field.inner,
+                &raw mut value,
+                std::ptr::null_mut::<raw::RedisModuleString>(),
+            );
+        }
+    }
+    (!value.is_null()).then(|| RedisString::from_redis_module_string(ctx.ctx, value))
 }
 
 /// `RedisModule_HashGet` of each of `fields` of the hash at `key`, opened
@@ -811,28 +856,14 @@ pub fn hash_get_many<F: std::ops::Deref<Target = RedisString>>(
     if handle.is_null() {
         return Ok(fields.iter().map(|_| None).collect());
     }
-    // SAFETY: `handle` is open until closed below; each value pointer is
-    // written by Redis (NULL for a missing field) and the string it points
-    // to is owned here, freed by `RedisString`'s drop.
+    // SAFETY: `handle` is open until closed below, and holds a hash where
+    // `hash_field` reads it.
     let result = unsafe {
         match KeyType::from(raw::RedisModule_KeyType.map_or(0, |f| f(handle))) {
             KeyType::Empty => Ok(fields.iter().map(|_| None).collect()),
             KeyType::Hash => Ok(fields
                 .iter()
-                .map(|field| {
-                    let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
-                    if let Some(f) = raw::RedisModule_HashGet {
-                        f(
-                            handle,
-                            raw::REDISMODULE_HASH_NONE as i32,
-                            field.inner,
-                            &raw mut value,
-                            std::ptr::null_mut::<raw::RedisModuleString>(),
-                        );
-                    }
-                    (!value.is_null())
-                        .then(|| RedisString::from_redis_module_string(ctx.ctx, value))
-                })
+                .map(|field| hash_field(ctx, handle, field))
                 .collect()),
             _ => Err(()),
         }
@@ -907,14 +938,66 @@ extern "C" fn collect_pair(
 /// How many strings a [`Strings`] keeps at most.
 const KEPT_STRINGS: usize = 64;
 /// How many strings may pass from one command to the next: past this many,
-/// a command starts with none (so that each still has room for its own, and
-/// a look-up compares few).
+/// a command starts with none (so that each still has room for its own).
 const KEPT_ACROSS: usize = 32;
+/// The slots of a [`Strings`]' index: a power of two, at least twice
+/// [`KEPT_STRINGS`], so that a look-up probes few.
+const INDEX_SLOTS: usize = 128;
+
+/// The strings kept, each with its bytes as Redis holds them (so that a
+/// look-up compares Rust slices without calling into Redis), and an
+/// open-addressing index of them by the hash of their bytes: each slot
+/// holds 0 or the position of a string plus one.
+struct Kept {
+    strings: Vec<(RedisString, *const u8, usize)>,
+    index: [u8; INDEX_SLOTS],
+}
+
+impl Kept {
+    const fn new() -> Self {
+        Self {
+            strings: Vec::new(),
+            index: [0; INDEX_SLOTS],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.strings.clear();
+        self.index = [0; INDEX_SLOTS];
+    }
+}
 
 thread_local! {
     /// The strings the last command kept, for the next one.
-    static KEPT_BETWEEN: std::cell::RefCell<Vec<(RedisString, *const u8, usize)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static KEPT_BETWEEN: std::cell::RefCell<Kept> = const { std::cell::RefCell::new(Kept::new()) };
+}
+
+/// The slot where the look-up of `bytes` starts: a multiplicative hash of
+/// their words (FxHash's), folded to the index's size. The last word of a
+/// string of 8 bytes or more overlaps the one before it rather than being
+/// copied out (a call to `memcpy` for a few bytes).
+fn slot_of(bytes: &[u8]) -> usize {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+    let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    let mut hash = bytes.len() as u64;
+    if bytes.len() >= 8 {
+        let mut words = bytes.chunks_exact(8);
+        for chunk in &mut words {
+            hash = mix(hash, word(chunk));
+        }
+        if !words.remainder().is_empty() {
+            hash = mix(hash, word(&bytes[bytes.len() - 8..]));
+        }
+    } else {
+        let mut tail = 0u64;
+        for (i, &byte) in bytes.iter().enumerate() {
+            tail |= u64::from(byte) << (8 * i);
+        }
+        hash = mix(hash, tail);
+    }
+    // The high bits are the best mixed.
+    (hash >> 57) as usize % INDEX_SLOTS
 }
 
 /// The Redis strings commands have made (key names, fields, members), kept
@@ -925,11 +1008,10 @@ thread_local! {
 /// unless they are more than [`KEPT_ACROSS`]) and leaves its own when it
 /// ends. They are plain counted Redis strings, made without a context, which
 /// Redis never changes: commands given one as an argument copy it or take
-/// another reference.
+/// another reference. A look-up hashes the bytes once and compares the few
+/// strings in its slots of the index.
 pub struct Strings {
-    /// Each string with its bytes, as Redis holds them, so that looking one
-    /// up compares Rust slices without calling into Redis.
-    kept: std::cell::RefCell<Vec<(RedisString, *const u8, usize)>>,
+    kept: std::cell::RefCell<Kept>,
 }
 
 /// A string from [`Strings`]: kept there, or made for one use once it is full.
@@ -952,12 +1034,13 @@ impl std::ops::Deref for Str<'_> {
 impl Strings {
     pub fn new() -> Self {
         let mut kept = KEPT_BETWEEN
-            .try_with(|between| std::mem::take(&mut *between.borrow_mut()))
-            .unwrap_or_default();
-        if kept.len() > KEPT_ACROSS {
+            .try_with(|between| std::mem::replace(&mut *between.borrow_mut(), Kept::new()))
+            .unwrap_or_else(|_| Kept::new());
+        if kept.strings.len() > KEPT_ACROSS {
             kept.clear();
         }
-        kept.reserve_exact(KEPT_STRINGS - kept.len());
+        kept.strings
+            .reserve_exact(KEPT_STRINGS - kept.strings.len());
         Self {
             kept: std::cell::RefCell::new(kept),
         }
@@ -966,14 +1049,29 @@ impl Strings {
     /// The string of `bytes`, made only if not kept yet.
     pub fn get(&self, ctx: &Context, bytes: &[u8]) -> Str<'_> {
         let mut kept = self.kept.borrow_mut();
-        let found = kept.iter().position(|&(_, ptr, len)| {
-            // SAFETY: `ptr` and `len` are the bytes of a string kept (alive
-            // and never changed) in this vector.
-            len == bytes.len() && unsafe { std::slice::from_raw_parts(ptr, len) } == bytes
-        });
-        let index = match found {
+        let kept = &mut *kept;
+        let mut slot = slot_of(bytes);
+        let index = loop {
+            match kept.index[slot] {
+                0 => break None,
+                entry => {
+                    let (_, ptr, len) = kept.strings[usize::from(entry) - 1];
+                    // SAFETY: `ptr` and `len` are the bytes of a string kept
+                    // (alive and never changed) in this vector.
+                    if len == bytes.len()
+                        && unsafe { std::slice::from_raw_parts(ptr, len) } == bytes
+                    {
+                        break Some(usize::from(entry) - 1);
+                    }
+                    slot = (slot + 1) % INDEX_SLOTS;
+                }
+            }
+        };
+        let index = match index {
             Some(index) => index,
-            None if kept.len() < kept.capacity() => {
+            None if kept.strings.len() < kept.strings.capacity()
+                && kept.strings.len() < KEPT_STRINGS =>
+            {
                 // Without a context: it may outlive this command's.
                 let string = RedisString::create_from_slice(std::ptr::null_mut(), bytes);
                 let mut len = 0;
@@ -986,12 +1084,15 @@ impl Strings {
                 if ptr.is_null() {
                     return Str::Made(string);
                 }
-                kept.push((string, ptr.cast::<u8>(), len));
-                kept.len() - 1
+                kept.strings.push((string, ptr.cast::<u8>(), len));
+                // At most KEPT_STRINGS (64) strings: the position fits a
+                // byte, and the index (twice as many slots) has a free slot.
+                kept.index[slot] = kept.strings.len() as u8;
+                kept.strings.len() - 1
             }
             None => return Str::Made(redis_string(ctx, bytes)),
         };
-        let found: *const RedisString = &raw const kept[index].0;
+        let found: *const RedisString = &raw const kept.strings[index].0;
         // SAFETY: the vector never grows past the capacity it was made with
         // (see above), so its elements never move, and none is removed or
         // changed before `self` is dropped; the reference lives no longer
@@ -1003,7 +1104,7 @@ impl Strings {
 impl Drop for Strings {
     /// Leaves the strings for the next command.
     fn drop(&mut self) {
-        let kept = std::mem::take(self.kept.get_mut());
+        let kept = std::mem::replace(self.kept.get_mut(), Kept::new());
         // On a thread that is ending, they are simply freed.
         let _ = KEPT_BETWEEN.try_with(|between| *between.borrow_mut() = kept);
     }
@@ -1033,7 +1134,9 @@ const HELD_EFFECTS: usize = 64;
 
 /// The plain effects of a command's key-API writes, replicated together when
 /// it ends ([`Replication::flush`]) so that consecutive writes of one command
-/// to one key go as one: a move reranks two rooms with one `ZADD`.
+/// to one key go as one: the reaper reranks a room once per socket it reaps.
+/// Only a store told to hold its effects uses it (`RedisStore::hold_effects`);
+/// others replicate each write at once.
 ///
 /// Effects on different keys commute, and every effect of a command reaches
 /// replicas and the AOF inside one `MULTI`/`EXEC`, so only the order of the

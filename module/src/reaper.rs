@@ -282,6 +282,7 @@ fn reap_namespace(
     reaped: &mut u64,
 ) -> crate::error::Result<bool> {
     let mut store = RedisStore::new(ctx, Permissions::unrestricted(Access::Write));
+    store.hold_effects();
     let mut rooms = Rooms::new(&mut store, namespace);
     if !rooms.has_nodes()? {
         return Ok(false);

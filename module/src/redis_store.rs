@@ -5,9 +5,11 @@
 //! that list things are one `RedisModule_Call` each. Sorted-set additions go
 //! through the key API too (`RedisModule_ZsetAdd`), firing the keyspace
 //! event Redis's own `ZADD` fires, and are replicated explicitly as plain
-//! `ZADD`s, held until the command ends so that a move's two changes to the
-//! ranking go as one (see `ffi::Replication`). Every other write is a
-//! command call that Redis replicates itself (the `!` flag): `SADD`, `SREM`
+//! `ZADD`s (a move's two changes to the ranking as one), at once, or, in a
+//! store told to hold them (the reaper's, `VIOLET.RELEASE`'s, which rerank
+//! the same rooms over and over), held until the command ends so that
+//! consecutive ones go as one (see `ffi::Replication`). Every other write
+//! is a command call that Redis replicates itself (the `!` flag): `SADD`, `SREM`
 //! and `SMOVE` (the module API has no set writes; a socket moving between
 //! rooms is one `SMOVE`), `HSET`, `HDEL`, `ZREM` and `DEL`. On Redis 7.0 a
 //! call costs less than a key-API write followed by `RedisModule_Replicate`,
@@ -47,7 +49,15 @@ pub struct RedisStore<'c> {
     ctx: &'c Context,
     permissions: Permissions,
     strings: Strings,
+    /// A sorted set opened for writing by `zcard_to_write`, kept for the
+    /// write that follows (`zset_add`), with the address of its kept name
+    /// (a kept string does not move while the command runs). It is closed
+    /// before a command call names the key, which could delete it.
+    open_zset: RefCell<Option<(*const RedisString, ffi::WritableKey)>>,
     replication: RefCell<Replication>,
+    /// Whether key-API writes are held for replication (`hold_effects`)
+    /// rather than replicated at once.
+    hold: bool,
     /// How events are published, read from the context flags when the
     /// command first publishes, then kept for the rest of it.
     pubsub: Option<ffi::Pubsub>,
@@ -59,7 +69,9 @@ impl<'c> RedisStore<'c> {
             ctx,
             permissions,
             strings: Strings::new(),
+            open_zset: RefCell::default(),
             replication: RefCell::default(),
+            hold: false,
             pubsub: None,
         }
     }
@@ -71,6 +83,19 @@ impl<'c> RedisStore<'c> {
             self.permissions.key(self.ctx, &string, key)?;
         }
         Ok(string)
+    }
+
+    /// Checks that the user may publish on `channel`, whose Redis string is
+    /// then kept for the events published on it.
+    ///
+    /// # Errors
+    /// `NOPERM` when the user may not.
+    pub fn permit_publish(&self, channel: &str) -> Result<()> {
+        if !self.permissions.restricted() {
+            return Ok(());
+        }
+        self.permissions
+            .publish(self.ctx, &self.string(channel), channel)
     }
 
     /// Checks a key read through a command call.
@@ -120,11 +145,24 @@ impl<'c> RedisStore<'c> {
             .ok_or_else(|| err_redis("Redis could not open a key for writing"))
     }
 
-    /// Replicates a key-API write: `command key args...`, held until the
-    /// command ends so that the next write of the same kind to the same key
-    /// joins it (see [`Replication`]).
+    /// Holds the effects of key-API writes until the command ends (see
+    /// `ffi::Replication`), for a command that makes many writes of the same
+    /// kind to the same keys: reaping a node's sockets reranks their rooms
+    /// once per socket, which then replicate as one `ZADD` per run of them.
+    pub fn hold_effects(&mut self) {
+        self.hold = true;
+    }
+
+    /// Replicates a key-API write: `command key args...`, at once, or held
+    /// until the command ends so that the next write of the same kind to the
+    /// same key joins it (see [`Self::hold_effects`]). Redis sends every
+    /// effect of a command in order, in one `MULTI`/`EXEC`.
     fn replicate(&self, command: &'static CStr, args: &[&RedisString]) {
-        self.replication.borrow_mut().add(self.ctx, command, args);
+        if self.hold {
+            self.replication.borrow_mut().add(self.ctx, command, args);
+        } else {
+            ffi::replicate(self.ctx, command, args);
+        }
     }
 
     /// `SADD` or `SREM key member`: whether it changed the set. The module
@@ -141,9 +179,18 @@ impl<'c> RedisStore<'c> {
     /// replicas see the key's writes in order. A command call costs less
     /// than a write through the key API followed by `RedisModule_Replicate`,
     /// which looks the command up by name again and builds its own argv;
-    /// not so for a sorted set, whose two writes in a move are held and
-    /// replicated as one `ZADD`.
+    /// not so for a sorted set, whose two writes in a move replicate as one
+    /// `ZADD`.
     fn call_write(&self, command: &CStr, keys: usize, args: &[&RedisString]) -> Result<i64> {
+        // A kept name is found again, not made anew: the same string.
+        let names_open = self
+            .open_zset
+            .borrow()
+            .as_ref()
+            .is_some_and(|(name, _)| args[..keys].iter().any(|key| std::ptr::eq(*key, *name)));
+        if names_open {
+            self.open_zset.borrow_mut().take();
+        }
         let held = self.replication.borrow();
         if args[..keys].iter().any(|key| held.holds(key)) {
             drop(held);
@@ -154,26 +201,65 @@ impl<'c> RedisStore<'c> {
         ffi::call_set_write(self.ctx, command, args).map_err(|e| err_redis(&e))
     }
 
-    /// `ZADD key [NX] score member`.
-    fn zset_add(&self, key: &str, score: f64, member: &str, only_new: bool) -> Result<()> {
-        let (key, member) = (self.string(key), self.string(member));
-        let open = self.writable(&key, KeyType::ZSet)?;
-        let changed = open
-            .zset_add(score, &member, only_new)
-            .map_err(|()| err_wrong_type())?;
+    /// `ZADD key [NX] score member [score member ...]`: the key opened
+    /// once and one keyspace event, as Redis's own `ZADD` would; the entries
+    /// that changed the set replicate two to a `ZADD` (see
+    /// [`Self::replicate`]).
+    fn zset_add<'m>(
+        &self,
+        key: &str,
+        entries: impl IntoIterator<Item = (f64, &'m str)>,
+        only_new: bool,
+    ) -> Result<()> {
+        let key = self.string(key);
+        let kept = self
+            .open_zset
+            .borrow_mut()
+            .take()
+            .filter(|(name, _)| std::ptr::eq(*name, &*key));
+        let open = match kept {
+            Some((_, open)) => open,
+            None => self.writable(&key, KeyType::ZSet)?,
+        };
+        let mut changed = false;
+        // The entries that changed the set replicate two to a `ZADD` (a
+        // move's two ranks as one effect), in order; an odd one last.
+        let mut unpaired: Option<(RedisString, Str<'_>)> = None;
+        for (score, member) in entries {
+            let member = self.string(member);
+            if open
+                .zset_add(score, &member, only_new)
+                .map_err(|()| err_wrong_type())?
+            {
+                changed = true;
+                let score = self.score(score);
+                match unpaired.take() {
+                    Some((first, before)) => {
+                        self.replicate(c"ZADD", &[&key, &first, &before, &score, &member]);
+                    }
+                    None => unpaired = Some((score, member)),
+                }
+            }
+        }
         drop(open);
-        if changed {
-            ffi::notify(self.ctx, Notify::ZSet, c"zadd", &key);
-            let score = if score == f64::INFINITY {
-                ffi::redis_string(self.ctx, b"+inf")
-            } else if score == score.trunc() && score.abs() < 9.0e15 {
-                ffi::integer_string(self.ctx, score as i64)
-            } else {
-                ffi::redis_string(self.ctx, score.to_string().as_bytes())
-            };
+        if let Some((score, member)) = unpaired {
             self.replicate(c"ZADD", &[&key, &score, &member]);
         }
+        if changed {
+            ffi::notify(self.ctx, Notify::ZSet, c"zadd", &key);
+        }
         Ok(())
+    }
+
+    /// A score as `ZADD` takes it: `+inf`, an integer, or a decimal.
+    fn score(&self, score: f64) -> RedisString {
+        if score == f64::INFINITY {
+            ffi::redis_string(self.ctx, b"+inf")
+        } else if score == score.trunc() && score.abs() < 9.0e15 {
+            ffi::integer_string(self.ctx, score as i64)
+        } else {
+            ffi::redis_string(self.ctx, score.to_string().as_bytes())
+        }
     }
 
     /// One `SCAN cursor MATCH pattern COUNT count` step: the next cursor (0
@@ -369,7 +455,7 @@ impl Store for RedisStore<'_> {
     }
 
     fn zadd_new(&mut self, key: &str, score: f64, member: &str) -> Result<()> {
-        self.zset_add(key, score, member, true)
+        self.zset_add(key, [(score, member)], true)
     }
 
     fn zrange_up_to(&mut self, key: &str, max: f64, count: u64) -> Result<Vec<(String, f64)>> {
@@ -389,7 +475,14 @@ impl Store for RedisStore<'_> {
 
     fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()> {
         // Viewers are far below 2^53: the score is exact.
-        self.zset_add(key, score as f64, member, false)
+        self.zset_add(key, [(score as f64, member)], false)
+    }
+
+    fn zadd_all(&mut self, key: &str, entries: &[(u64, &str)]) -> Result<()> {
+        let entries = entries
+            .iter()
+            .map(|&(score, member)| (score as f64, member));
+        self.zset_add(key, entries, false)
     }
 
     fn zrem(&mut self, key: &str, member: &str) -> Result<()> {
@@ -418,6 +511,17 @@ impl Store for RedisStore<'_> {
 
     fn zcard(&mut self, key: &str) -> Result<u64> {
         self.length(key, KeyType::ZSet)
+    }
+
+    fn zcard_to_write(&mut self, key: &str) -> Result<u64> {
+        let name = self.readable(key)?;
+        let Str::Kept(kept) = name else {
+            return self.zcard(key);
+        };
+        let open = self.writable(kept, KeyType::ZSet)?;
+        let length = open.length();
+        *self.open_zset.get_mut() = Some((std::ptr::from_ref(kept), open));
+        Ok(length)
     }
 
     fn exists(&mut self, key: &str) -> Result<bool> {

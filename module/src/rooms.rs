@@ -70,12 +70,32 @@ impl RoomView {
     }
 }
 
+/// The keys of one room: its details' hash and its members' set, each
+/// named once per operation.
+pub(crate) struct RoomKeys {
+    details: String,
+    members: String,
+}
+
 /// What taking a socket out of its room involves, read before any write.
 pub(crate) struct Departure {
     pub(crate) room: String,
+    keys: RoomKeys,
     public: bool,
     /// The room's viewers before the socket leaves.
     viewers: u64,
+}
+
+/// What [`Rooms::depart`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Departed<'d> {
+    /// Whether the socket was moved into the arrival room's members (not
+    /// when it was missing from its room's, which only a broken invariant
+    /// allows).
+    moved: bool,
+    /// The left room's new rank (its viewers now) when it stays and is
+    /// public, for the caller to write.
+    rank: Option<(u64, &'d str)>,
 }
 
 /// The rooms of one namespace.
@@ -100,10 +120,15 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// # Errors
     /// `EXISTS` when the named room exists.
     pub fn create(&mut self, socket: &SocketId, room: NewRoom, details: Details) -> Result<String> {
-        let room = match room {
-            NewRoom::Named(room) if self.taken(&room)? => return Err(err_exists(&room)),
-            NewRoom::Named(room) => room.to_string(),
-            NewRoom::Fresh => self.fresh_room_id()?,
+        let (room, keys) = match room {
+            NewRoom::Named(room) => {
+                let keys = self.room_keys(&room);
+                if self.taken(&keys)? {
+                    return Err(err_exists(&room));
+                }
+                (room.to_string(), keys)
+            }
+            NewRoom::Fresh => self.fresh_room()?,
         };
         let mut details = details;
         details.set_default(VISIBILITY, Visibility::Public.as_str());
@@ -113,13 +138,16 @@ impl<'s, S: Store> Rooms<'s, S> {
             return Err(err_too_many_fields());
         }
         let visibility = details.visibility().unwrap_or(Visibility::Public);
-        let departure = self.plan_departure(socket)?;
-        let arrival = self.plan_arrival(socket, departure.is_some())?;
-        self.check_ranking()?;
+        let node = self.keys.node_of_socket(socket);
+        let departure = self.plan_departure(socket, &node)?;
+        let arrival = self.plan_arrival(&node, departure.is_some())?;
+        self.check_ranking_to_rank(visibility == Visibility::Public, departure.as_ref())?;
 
-        let moved = match &departure {
-            Some(departure) => self.depart(socket, departure, Reason::Left, Some(&room))?,
-            None => false,
+        let departed = match &departure {
+            Some(departure) => {
+                self.depart(socket, &node, departure, Reason::Left, Some(&keys.members))?
+            }
+            None => Departed::default(),
         };
         let mut fields = vec![(OWNER, socket.as_str())];
         fields.extend(
@@ -128,11 +156,11 @@ impl<'s, S: Store> Rooms<'s, S> {
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_str())),
         );
-        self.store.hset(&self.keys.room(&room), &fields)?;
-        self.add_member(socket, &room, arrival, moved, 0)?;
-        if visibility == Visibility::Public {
-            self.store.zadd(self.keys.rooms(), 1, &room)?;
-        }
+        self.store.hset(&keys.details, &fields)?;
+        let before = (!departed.moved).then_some(0);
+        self.add_member(socket, &room, &keys.members, &node, arrival, before)?;
+        let new_rank = (visibility == Visibility::Public).then_some((1, room.as_str()));
+        self.rank(departed.rank, new_rank)?;
         self.pending.push(Event::Created {
             room: room.clone(),
             socket: socket.to_string(),
@@ -151,17 +179,19 @@ impl<'s, S: Store> Rooms<'s, S> {
     pub fn join(&mut self, socket: &SocketId, room: &RoomId) -> Result<Joined> {
         // One read of the room's hash for both fields; the capacity is
         // checked below, where it was read before.
+        let keys = self.room_keys(room);
         let mut read = self
             .store
-            .hmget(&self.keys.room(room), &[VISIBILITY, CAPACITY])?
+            .hmget(&keys.details, &[VISIBILITY, CAPACITY])?
             .into_iter();
         let (visibility, capacity) = (read.next().flatten(), read.next().flatten());
         let visibility = visibility
             .map(|v| Visibility::parse(&v))
             .transpose()?
             .ok_or_else(|| err_no_room(room))?;
-        let viewers = self.store.scard(&self.keys.members(room))?;
-        let departure = self.plan_departure(socket)?;
+        let viewers = self.store.scard(&keys.members)?;
+        let node = self.keys.node_of_socket(socket);
+        let departure = self.plan_departure(socket, &node)?;
         if let Some(departure) = departure.as_ref().filter(|d| d.room == room.as_str()) {
             return Ok(Joined {
                 previous: Some(departure.room.clone()),
@@ -174,17 +204,19 @@ impl<'s, S: Store> Rooms<'s, S> {
                 return Err(err_full(room, capacity));
             }
         }
-        let arrival = self.plan_arrival(socket, departure.is_some())?;
-        self.check_ranking()?;
+        let arrival = self.plan_arrival(&node, departure.is_some())?;
+        self.check_ranking_to_rank(visibility == Visibility::Public, departure.as_ref())?;
 
-        let moved = match &departure {
-            Some(departure) => self.depart(socket, departure, Reason::Left, Some(room))?,
-            None => false,
+        let departed = match &departure {
+            Some(departure) => {
+                self.depart(socket, &node, departure, Reason::Left, Some(&keys.members))?
+            }
+            None => Departed::default(),
         };
-        let viewers = self.add_member(socket, room, arrival, moved, viewers)?;
-        if visibility == Visibility::Public {
-            self.store.zadd(self.keys.rooms(), viewers, room)?;
-        }
+        let before = (!departed.moved).then_some(viewers);
+        let viewers = self.add_member(socket, room, &keys.members, &node, arrival, before)?;
+        let new_rank = (visibility == Visibility::Public).then_some((viewers, room.as_str()));
+        self.rank(departed.rank, new_rank)?;
         self.pending.push(Event::Joined {
             room: room.to_string(),
             socket: socket.to_string(),
@@ -208,12 +240,14 @@ impl<'s, S: Store> Rooms<'s, S> {
 
     /// Takes `socket` out of its room for `reason`, as [`Rooms::leave`] does.
     pub(crate) fn leave_for(&mut self, socket: &str, reason: Reason) -> Result<Option<String>> {
-        let Some(departure) = self.plan_departure(socket)? else {
+        let node = self.keys.node_of_socket(socket);
+        let Some(departure) = self.plan_departure(socket, &node)? else {
             return Ok(None);
         };
-        self.check_ranking()?;
+        self.check_ranking_to_rank(false, Some(&departure))?;
         self.check_nodes()?;
-        self.depart(socket, &departure, reason, None)?;
+        let departed = self.depart(socket, &node, &departure, reason, None)?;
+        self.rank(departed.rank, None)?;
         self.flush();
         Ok(Some(departure.room))
     }
@@ -390,24 +424,25 @@ impl<'s, S: Store> Rooms<'s, S> {
         })
     }
 
-    /// Whether the id is in use: by a room, or by a stray member set.
-    fn taken(&mut self, room: &str) -> Result<bool> {
-        Ok(self.store.exists(&self.keys.room(room))?
-            || self.store.exists(&self.keys.members(room))?)
+    fn room_keys(&self, room: &str) -> RoomKeys {
+        RoomKeys {
+            details: self.keys.room(room),
+            members: self.keys.members(room),
+        }
     }
 
-    fn visibility(&mut self, room: &str) -> Result<Option<Visibility>> {
-        self.store
-            .hget(&self.keys.room(room), VISIBILITY)?
-            .map(|v| Visibility::parse(&v))
-            .transpose()
+    /// Whether the room's id is in use: by a room, or by a stray member set.
+    fn taken(&mut self, keys: &RoomKeys) -> Result<bool> {
+        Ok(self.store.exists(&keys.details)? || self.store.exists(&keys.members)?)
     }
 
-    fn fresh_room_id(&mut self) -> Result<String> {
+    /// A random room id not in use, and its keys.
+    fn fresh_room(&mut self) -> Result<(String, RoomKeys)> {
         for _ in 0..FRESH_ID_ATTEMPTS {
             let id = self.store.random_id();
-            if !self.taken(&id)? {
-                return Ok(id);
+            let keys = self.room_keys(&id);
+            if !self.taken(&keys)? {
+                return Ok((id, keys));
             }
         }
         Err(err_invalid("could not find a free room id; try again"))
@@ -416,35 +451,36 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// Whether `socket`, arriving in a room, is its node's first socket in a
     /// room, so that the node must enter the node index. A socket that was in
     /// a room already (`moving`) keeps its node's entry: no read at all.
-    fn plan_arrival(&mut self, socket: &str, moving: bool) -> Result<Arrival> {
-        if moving || self.store.hlen(&self.keys.node_of_socket(socket))? > 0 {
+    /// `node` is the key of the socket's node's hash.
+    fn plan_arrival(&mut self, node: &str, moving: bool) -> Result<Arrival> {
+        if moving || self.store.hlen(node)? > 0 {
             return Ok(Arrival::Known);
         }
         self.check_nodes()?;
         Ok(Arrival::FirstOfNode)
     }
 
-    /// Adds `socket` to the room, which had `viewers` members before; `moved`
-    /// when [`Self::depart`] has moved it into the room's members already.
-    /// Returns the room's viewers now.
+    /// Adds `socket` to the room (whose members' key is `members`), which
+    /// had `before` members, or `None` when [`Self::depart`] has moved it
+    /// into the room's members already. `node` is the key of the socket's
+    /// node's hash. Returns the room's viewers now.
     fn add_member(
         &mut self,
         socket: &str,
         room: &str,
+        members: &str,
+        node: &str,
         arrival: Arrival,
-        moved: bool,
-        viewers: u64,
+        before: Option<u64>,
     ) -> Result<u64> {
-        let members = self.keys.members(room);
-        // A move cannot tell whether the socket was a member already (which
-        // only a broken invariant allows): count the members again.
-        let viewers = if moved {
-            self.store.scard(&members)?
-        } else {
-            viewers + u64::from(self.store.sadd(&members, socket)?)
+        let viewers = match before {
+            Some(viewers) => viewers + u64::from(self.store.sadd(members, socket)?),
+            // A move cannot tell whether the socket was a member already
+            // (which only a broken invariant allows): count the members
+            // again.
+            None => self.store.scard(members)?,
         };
-        self.store
-            .hset(&self.keys.node_of_socket(socket), &[(socket, room)])?;
+        self.store.hset(node, &[(socket, room)])?;
         if arrival == Arrival::FirstOfNode {
             // A node with no lease never expires; VIOLET.LEASE gives it one.
             self.store
@@ -456,15 +492,22 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// Reads what taking `socket` out of its current room will need. Reading
     /// every key before the first write also means that a key of the wrong
     /// type fails the command before it changes anything.
-    pub(crate) fn plan_departure(&mut self, socket: &str) -> Result<Option<Departure>> {
-        let Some(room) = self.store.hget(&self.keys.node_of_socket(socket), socket)? else {
+    /// `node` is the key of the socket's node's hash.
+    pub(crate) fn plan_departure(&mut self, socket: &str, node: &str) -> Result<Option<Departure>> {
+        let Some(room) = self.store.hget(node, socket)? else {
             return Ok(None);
         };
-        let public = self.visibility(&room)? == Some(Visibility::Public);
-        let viewers = self.store.scard(&self.keys.members(&room))?;
+        let keys = self.room_keys(&room);
+        let visibility = self
+            .store
+            .hget(&keys.details, VISIBILITY)?
+            .map(|v| Visibility::parse(&v))
+            .transpose()?;
+        let viewers = self.store.scard(&keys.members)?;
         Ok(Some(Departure {
             room,
-            public,
+            keys,
+            public: visibility == Some(Visibility::Public),
             viewers,
         }))
     }
@@ -474,37 +517,52 @@ impl<'s, S: Store> Rooms<'s, S> {
         self.store.zcard(self.keys.rooms()).map(drop)
     }
 
+    /// [`Self::check_ranking`] for an operation that ranks the room it
+    /// makes or joins (`arrival`) and the one it leaves, if public, and
+    /// stays (see [`Self::rank`]): the store may keep the ranking open for
+    /// that `ZADD`. Not when the room left empties, which takes it out of
+    /// the ranking first.
+    fn check_ranking_to_rank(&mut self, arrival: bool, left: Option<&Departure>) -> Result<()> {
+        let empties = left.is_some_and(|d| d.viewers <= 1);
+        let reranks = left.is_some_and(|d| d.public) && !empties;
+        if (arrival || reranks) && !empties {
+            self.store.zcard_to_write(self.keys.rooms()).map(drop)
+        } else {
+            self.check_ranking()
+        }
+    }
+
     /// Fails, before any write, if the node index is not a sorted set.
     pub(crate) fn check_nodes(&mut self) -> Result<()> {
         self.store.zcard(self.keys.nodes()).map(drop)
     }
 
     /// Takes `socket` out of the room planned, destroying the room if it
-    /// empties and otherwise setting its rank to the new count. A socket
-    /// that is moving `to` another room goes from one room's members to the
-    /// other's in one `SMOVE`, and keeps its entry in its node's hash, which
-    /// the arrival overwrites. A node with no lease leaves the node index
+    /// empties and otherwise giving its new rank (see below). A socket
+    /// that is moving to another room (`to`: that room's members' key) goes
+    /// from one room's members to the other's in one `SMOVE`, and keeps its
+    /// entry in its node's hash (`node_key`), which the arrival overwrites. A node with no lease leaves the node index
     /// with its last socket; a node with a lease stays while it holds it.
-    /// Returns whether the socket was moved into `to`'s members (not when it
-    /// was missing from its room's, which only a broken invariant allows).
-    pub(crate) fn depart(
+    /// The left room's new rank is the caller's to write ([`Self::rank`]),
+    /// so that a move reranks both its rooms in one `ZADD`.
+    pub(crate) fn depart<'d>(
         &mut self,
         socket: &str,
-        departure: &Departure,
+        node_key: &str,
+        departure: &'d Departure,
         reason: Reason,
         to: Option<&str>,
-    ) -> Result<bool> {
+    ) -> Result<Departed<'d>> {
         let room = departure.room.as_str();
-        let members = self.keys.members(room);
+        let members = departure.keys.members.as_str();
         let removed = match to {
-            Some(to) => self.store.smove(&members, &self.keys.members(to), socket)?,
-            None => self.store.srem(&members, socket)?,
+            Some(to) => self.store.smove(members, to, socket)?,
+            None => self.store.srem(members, socket)?,
         };
         let moved = removed && to.is_some();
         if to.is_none() {
-            let node_key = self.keys.node_of_socket(socket);
-            self.store.hdel(&node_key, socket)?;
-            if self.store.hlen(&node_key)? == 0 {
+            self.store.hdel(node_key, socket)?;
+            if self.store.hlen(node_key)? == 0 {
                 let node = node_of(socket);
                 if self.store.zscore(self.keys.nodes(), node)? == Some(f64::INFINITY) {
                     self.store.zrem(self.keys.nodes(), node)?;
@@ -521,15 +579,29 @@ impl<'s, S: Store> Rooms<'s, S> {
         if viewers == 0 {
             // The members set went with its last member (`viewers` counts
             // it): naming it again would be a write for nothing.
-            self.store.del(&[&self.keys.room(room)])?;
+            self.store.del(&[&departure.keys.details])?;
             self.store.zrem(self.keys.rooms(), room)?;
             self.pending.push(Event::Destroyed {
                 room: room.to_owned(),
             });
-        } else if departure.public {
-            self.store.zadd(self.keys.rooms(), viewers, room)?;
         }
-        Ok(moved)
+        Ok(Departed {
+            moved,
+            rank: (viewers > 0 && departure.public).then_some((viewers, room)),
+        })
+    }
+
+    /// Writes the ranking's changes of an operation in one `ZADD`: the new
+    /// rank of the room left, if [`Self::depart`] gave one, then the
+    /// arrival's, if any (each its viewers and the room).
+    fn rank(&mut self, left: Option<(u64, &str)>, arrival: Option<(u64, &str)>) -> Result<()> {
+        match (left, arrival) {
+            (Some(left), Some(arrival)) => self.store.zadd_all(self.keys.rooms(), &[left, arrival]),
+            (Some((viewers, room)), None) | (None, Some((viewers, room))) => {
+                self.store.zadd(self.keys.rooms(), viewers, room)
+            }
+            (None, None) => Ok(()),
+        }
     }
 
     /// Publishes the events of an operation that succeeded.

@@ -47,6 +47,14 @@ pub trait Store {
 
     /// `ZADD key score member`.
     fn zadd(&mut self, key: &str, score: u64, member: &str) -> Result<()>;
+    /// `ZADD key score member [score member ...]`: each entry in order, in
+    /// one command (a move reranks both its rooms in one).
+    fn zadd_all(&mut self, key: &str, entries: &[(u64, &str)]) -> Result<()> {
+        for &(score, member) in entries {
+            self.zadd(key, score, member)?;
+        }
+        Ok(())
+    }
     /// `ZADD key NX score member`: adds the member only if it is not there.
     fn zadd_new(&mut self, key: &str, score: f64, member: &str) -> Result<()>;
     /// `ZREM key member`.
@@ -60,6 +68,11 @@ pub trait Store {
     fn zrange_up_to(&mut self, key: &str, max: f64, count: u64) -> Result<Vec<(String, f64)>>;
     /// `ZCARD key`.
     fn zcard(&mut self, key: &str) -> Result<u64>;
+    /// `ZCARD key`, read by an operation that is going to change the
+    /// sorted set: a store may keep the key open for that write.
+    fn zcard_to_write(&mut self, key: &str) -> Result<u64> {
+        self.zcard(key)
+    }
 
     /// `EXISTS key`.
     fn exists(&mut self, key: &str) -> Result<bool>;

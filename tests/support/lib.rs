@@ -124,6 +124,9 @@ pub struct RedisServer {
     args: Vec<String>,
     with_module: bool,
     module_args: Vec<String>,
+    /// A program the server runs under, with its arguments
+    /// (`valgrind --tool=callgrind ...`), or nothing.
+    wrapper: Vec<String>,
 }
 
 impl RedisServer {
@@ -153,6 +156,18 @@ impl RedisServer {
         server
     }
 
+    /// A server with the module run under `wrapper`, a program and its
+    /// arguments that the server's command line follows (such as
+    /// `["valgrind", "--tool=callgrind"]`); [`Self::pid`] is the wrapper's,
+    /// which for valgrind is the server's. It has `timeout` to answer its
+    /// first `PING`.
+    pub fn start_under(wrapper: &[&str], args: &[&str], timeout: Duration) -> Self {
+        let mut server = Self::new(args, true);
+        server.wrapper = wrapper.iter().map(|a| a.to_string()).collect();
+        server.spawn_within(timeout);
+        server
+    }
+
     fn launch(args: &[&str], with_module: bool) -> Self {
         let mut server = Self::new(args, with_module);
         server.first_spawn();
@@ -164,7 +179,7 @@ impl RedisServer {
     /// running beside, say).
     fn first_spawn(&mut self) {
         for _ in 0..START_ATTEMPTS {
-            match self.try_spawn() {
+            match self.try_spawn(START_TIMEOUT) {
                 Ok(()) => return,
                 Err(_) => self.port = free_port(),
             }
@@ -180,6 +195,7 @@ impl RedisServer {
             args: args.iter().map(|a| a.to_string()).collect(),
             with_module,
             module_args: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 
@@ -241,7 +257,11 @@ impl RedisServer {
 
     /// Starts the server again on its port and files.
     fn spawn(&mut self) {
-        if let Err(status) = self.try_spawn() {
+        self.spawn_within(START_TIMEOUT);
+    }
+
+    fn spawn_within(&mut self, timeout: Duration) {
+        if let Err(status) = self.try_spawn(timeout) {
             panic!(
                 "{} on port {} exited at start: {status}",
                 server_binary().to_string_lossy(),
@@ -250,10 +270,17 @@ impl RedisServer {
         }
     }
 
-    fn try_spawn(&mut self) -> Result<(), std::process::ExitStatus> {
+    fn try_spawn(&mut self, timeout: Duration) -> Result<(), std::process::ExitStatus> {
         let port = self.port.to_string();
         let binary = server_binary();
-        let mut command = Command::new(&binary);
+        let mut command = match self.wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
         command
             .args(["--port", &port, "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -278,15 +305,15 @@ impl RedisServer {
         });
         let pid = child.id();
         self.child = Some(child);
-        self.wait_ready(pid)
+        self.wait_ready(pid, timeout)
     }
 
     /// Waits until the server `pid` answers on its port with its data
     /// loaded; `Err` when it exited (its port taken, say). Another process
     /// answering on the port is not it: a server whose port was taken
     /// would otherwise seem ready, and its test talk to another test's.
-    fn wait_ready(&mut self, pid: u32) -> Result<(), std::process::ExitStatus> {
-        let deadline = Instant::now() + START_TIMEOUT;
+    fn wait_ready(&mut self, pid: u32, timeout: Duration) -> Result<(), std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
         let client = redis::Client::open(self.url()).expect("redis url");
         let process_id = format!("process_id:{pid}");
         loop {
