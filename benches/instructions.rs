@@ -34,11 +34,10 @@
 //! `floor`, `original` (`cargo bench --bench instructions -- join sadd`).
 //! Needs valgrind (`callgrind_control` comes with it). With
 //! `VIOLET_CALLGRIND_DIR` set, the dumps stay in that folder, one per
-//! variant in the order run, for `callgrind_annotate`. With
-//! `VIOLET_CALLGRIND_DIR` set, the dumps stay in that folder, one per
 //! variant in the order run, for `callgrind_annotate`.
 
 mod common;
+mod original;
 
 use common::{Impl, Op, Scripts, Variant, NS, PIPELINE, VARIANTS, VIEWERS};
 use redis::Value;
@@ -56,8 +55,7 @@ const WARMUP: usize = 200;
 const FLOOR_ROOMS: [&str; 2] = ["fa", "fb"];
 const FLOOR_MOVER: &str = "mover-f";
 
-/// The original's layout, as in `join_ways`.
-const ORIGINAL: &str = "watch-party:";
+/// The original's rooms and moving socket.
 const ORIGINAL_ROOMS: [&str; 2] = ["oa", "ob"];
 const ORIGINAL_MOVER: &str = "mover-o";
 
@@ -141,20 +139,7 @@ fn push_floor_move(pipe: &mut redis::Pipeline, i: usize) {
 fn push_original_move(pipe: &mut redis::Pipeline, i: usize) {
     let [a, b] = ORIGINAL_ROOMS;
     let (from, to) = if i.is_multiple_of(2) { (a, b) } else { (b, a) };
-    let details = format!("{ORIGINAL}room_details:{to}");
-    let ranking = format!("{ORIGINAL}public_rooms");
-    pipe.cmd("EXISTS").arg(&details);
-    pipe.cmd("HGET").arg(&details).arg("visibility");
-    pipe.cmd("SREM")
-        .arg(format!("{ORIGINAL}room_population:{from}"))
-        .arg(ORIGINAL_MOVER);
-    pipe.cmd("ZINCRBY").arg(&ranking).arg(-1).arg(from);
-    pipe.cmd("SADD")
-        .arg(format!("{ORIGINAL}room_population:{to}"))
-        .arg(ORIGINAL_MOVER);
-    pipe.cmd("ZINCRBY").arg(&ranking).arg(1).arg(to);
-    pipe.cmd("SCARD")
-        .arg(format!("{ORIGINAL}room_population:{from}"));
+    original::push_move(pipe, from, to, ORIGINAL_MOVER);
 }
 
 /// The floor's rooms (made by the module, so `VIOLET.CHECK` holds them to
@@ -172,23 +157,7 @@ fn setup_moves(con: &mut redis::Connection) {
         if n == 0 {
             members.push(ORIGINAL_MOVER.to_owned());
         }
-        let _: () = redis::cmd("SADD")
-            .arg(format!("{ORIGINAL}room_population:{room}"))
-            .arg(&members)
-            .query(con)
-            .unwrap();
-        let _: () = redis::cmd("ZADD")
-            .arg(format!("{ORIGINAL}public_rooms"))
-            .arg(members.len())
-            .arg(room)
-            .query(con)
-            .unwrap();
-        let _: () = redis::cmd("HSET")
-            .arg(format!("{ORIGINAL}room_details:{room}"))
-            .arg("visibility")
-            .arg("public")
-            .query(con)
-            .unwrap();
+        original::create_room(con, room, &members);
     }
 }
 

@@ -21,6 +21,8 @@
 //!
 //! `cargo bench --bench join_ways`; nothing is asserted.
 
+mod original;
+
 use plotters::prelude::*;
 use std::time::Instant;
 use support::RedisServer;
@@ -32,7 +34,6 @@ const PIPELINE: usize = 100;
 const ROUNDS: usize = 3;
 
 const PREFIX: &str = "violet:{bench}:";
-const ORIGINAL: &str = "watch-party:";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Way {
@@ -95,35 +96,17 @@ fn setup(con: &mut redis::Connection) -> String {
                 .query(con)
                 .unwrap();
         }
-        // The original's layout: members, ranking, details.
-        let members: Vec<String> = (0..VIEWERS).map(|v| format!("{room}-{v}")).collect();
-        let _: () = redis::cmd("SADD")
-            .arg(format!("{ORIGINAL}room_population:{room}"))
-            .arg(&members)
-            .query(con)
-            .unwrap();
-        let _: () = redis::cmd("ZADD")
-            .arg(format!("{ORIGINAL}public_rooms"))
-            .arg(VIEWERS)
-            .arg(room)
-            .query(con)
-            .unwrap();
-        let _: () = redis::cmd("HSET")
-            .arg(format!("{ORIGINAL}room_details:{room}"))
-            .arg("visibility")
-            .arg("public")
-            .query(con)
-            .unwrap();
+        // The original's layout, the mover in `a` there too.
+        let mut members: Vec<String> = (0..VIEWERS).map(|v| format!("{room}-{v}")).collect();
+        if room == "a" {
+            members.push("mover:0".to_owned());
+        }
+        original::create_room(con, room, &members);
     }
     // The mover starts in `a`, and every run ends there: each is an even
     // number of moves.
     let _: redis::Value = redis::cmd("VIOLET.JOIN")
         .arg(&[NS, "mover:0", "a"][..])
-        .query(con)
-        .unwrap();
-    let _: () = redis::cmd("SADD")
-        .arg(format!("{ORIGINAL}room_population:a"))
-        .arg("mover:0")
         .query(con)
         .unwrap();
     let script =
@@ -159,22 +142,7 @@ fn add_move(pipe: &mut redis::Pipeline, way: Way, sha: &str, i: usize) {
                 .arg(0)
                 .arg(&[NS, socket, to][..]);
         }
-        Way::Original => {
-            let details = format!("{ORIGINAL}room_details:{to}");
-            let ranking = format!("{ORIGINAL}public_rooms");
-            pipe.cmd("EXISTS").arg(&details);
-            pipe.cmd("HGET").arg(&details).arg("visibility");
-            pipe.cmd("SREM")
-                .arg(format!("{ORIGINAL}room_population:{from}"))
-                .arg(socket);
-            pipe.cmd("ZINCRBY").arg(&ranking).arg(-1).arg(from);
-            pipe.cmd("SADD")
-                .arg(format!("{ORIGINAL}room_population:{to}"))
-                .arg(socket);
-            pipe.cmd("ZINCRBY").arg(&ranking).arg(1).arg(to);
-            pipe.cmd("SCARD")
-                .arg(format!("{ORIGINAL}room_population:{from}"));
-        }
+        Way::Original => original::push_move(pipe, from, to, socket),
         Way::Transaction => unreachable!("a transaction reads before it writes"),
     }
 }
