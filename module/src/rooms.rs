@@ -143,12 +143,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         let arrival = self.plan_arrival(&node, departure.is_some())?;
         self.check_ranking_to_rank(visibility == Visibility::Public, departure.as_ref())?;
 
-        let departed = match &departure {
-            Some(departure) => {
-                self.depart(socket, &node, departure, Reason::Left, Some(&keys.members))?
-            }
-            None => Departed::default(),
-        };
+        let departed = self.move_out(socket, &node, departure.as_ref(), &keys.members)?;
         let mut fields = vec![(OWNER, socket.as_str())];
         fields.extend(
             details
@@ -207,12 +202,7 @@ impl<'s, S: Store> Rooms<'s, S> {
         let arrival = self.plan_arrival(&node, departure.is_some())?;
         self.check_ranking_to_rank(visibility == Visibility::Public, departure.as_ref())?;
 
-        let departed = match &departure {
-            Some(departure) => {
-                self.depart(socket, &node, departure, Reason::Left, Some(&keys.members))?
-            }
-            None => Departed::default(),
-        };
+        let departed = self.move_out(socket, &node, departure.as_ref(), &keys.members)?;
         let before = (!departed.moved).then_some(viewers);
         let viewers = self.add_member(socket, room, &keys.members, &node, arrival, before)?;
         let new_rank = (visibility == Visibility::Public).then_some((viewers, room.as_str()));
@@ -524,8 +514,7 @@ impl<'s, S: Store> Rooms<'s, S> {
     /// the ranking first.
     fn check_ranking_to_rank(&mut self, arrival: bool, left: Option<&Departure>) -> Result<()> {
         let empties = left.is_some_and(|d| d.viewers <= 1);
-        let reranks = left.is_some_and(|d| d.public) && !empties;
-        if (arrival || reranks) && !empties {
+        if !empties && (arrival || left.is_some_and(|d| d.public)) {
             self.store.zcard_to_write(self.keys.rooms()).map(drop)
         } else {
             self.check_ranking()
@@ -537,12 +526,28 @@ impl<'s, S: Store> Rooms<'s, S> {
         self.store.zcard(self.keys.nodes()).map(drop)
     }
 
+    /// Takes `socket`, arriving in the room whose members' key is `to`, out
+    /// of the room it was in, if any ([`Self::depart`]).
+    fn move_out<'d>(
+        &mut self,
+        socket: &str,
+        node_key: &str,
+        departure: Option<&'d Departure>,
+        to: &str,
+    ) -> Result<Departed<'d>> {
+        match departure {
+            Some(departure) => self.depart(socket, node_key, departure, Reason::Left, Some(to)),
+            None => Ok(Departed::default()),
+        }
+    }
+
     /// Takes `socket` out of the room planned, destroying the room if it
     /// empties and otherwise giving its new rank (see below). A socket
     /// that is moving to another room (`to`: that room's members' key) goes
     /// from one room's members to the other's in one `SMOVE`, and keeps its
-    /// entry in its node's hash (`node_key`), which the arrival overwrites. A node with no lease leaves the node index
-    /// with its last socket; a node with a lease stays while it holds it.
+    /// entry in its node's hash (`node_key`), which the arrival overwrites.
+    /// A node with no lease leaves the node index with its last socket; a
+    /// node with a lease stays while it holds it.
     /// The left room's new rank is the caller's to write ([`Self::rank`]),
     /// so that a move reranks both its rooms in one `ZADD`.
     pub(crate) fn depart<'d>(
